@@ -1,0 +1,41 @@
+"""Choosing the torch device: CUDA when it really works, else Apple MPS, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import UserInputError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _works(device: str) -> bool:
+    """A small allocation and kernel succeed (catches broken drivers and mismatched builds)."""
+    try:
+        probe = torch.ones(16, device=device)
+        return bool((probe + probe).sum().item() == 32)
+    except (RuntimeError, AssertionError):
+        return False
+
+
+def cuda_usable() -> bool:
+    return torch.cuda.is_available() and _works("cuda")
+
+
+def mps_usable() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available()) and _works("mps")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, then MPS, then CPU; a forced device that does not work is a user error."""
+    if name not in DEVICES:
+        raise UserInputError(f"device must be one of {', '.join(DEVICES)}, not {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if cuda_usable() else "mps" if mps_usable() else "cpu")
+    if name == "cuda" and not cuda_usable():
+        raise UserInputError(
+            "--device cuda: no working CUDA GPU (check the driver and the torch build), or use --device cpu")
+    if name == "mps" and not mps_usable():
+        raise UserInputError("--device mps: Apple MPS is not available here; use --device cpu")
+    return torch.device(name)

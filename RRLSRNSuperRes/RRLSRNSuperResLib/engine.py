@@ -1,0 +1,213 @@
+"""Slice-wise x2 super-resolution of a volume: the one entry point every front end uses.
+
+Plane choice, per-volume normalisation, batching sized to free memory, device choice with
+out-of-memory fallback, optional brain-box restriction, progress with cancel. The output is
+allocated once and filled as batches stream through (peak memory: input + output + a batch).
+Nothing is returned half-done: cancelling raises before the caller can write anything.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+
+from .degrade import cubic_spline_upsample_slice
+from .devices import select_device
+from .errors import SuperResolutionCancelled, UserInputError
+from .geometry import numpy_axis, slice_axis
+from .intensity import IntensityScale, robust_scale
+from .model_io import load_model
+from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
+
+Progress = Callable[[float, str], Optional[bool]]
+ModelSource = Union[None, str, Path, torch.jit.ScriptModule]
+
+BOX_MARGIN_LR_PIXELS = 8
+"""Margin around the mask's in-plane bounding box that is still super-resolved."""
+_BYTES_PER_LR_PIXEL = 64 * 4 * 12  # live activations per input pixel (features at LR and HR), generous
+_CPU_MAX_BATCH = 4  # larger CPU batches only cost memory: throughput is flat beyond this
+_MEMORY_SHARE = 0.5
+
+
+@dataclass
+class SuperResolutionResult:
+    """The x2 volume (numpy K x J x I) and how it was made."""
+
+    voxels: np.ndarray
+    slice_axis: int
+    device: str
+    seconds: float
+    scale: IntensityScale
+    notes: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str | None) -> tuple[torch.jit.ScriptModule, int]:
+    model = load_model(Path(path) if path else None)
+    return model, receptive_radius(model)
+
+
+def resolve_model(model: ModelSource) -> tuple[torch.jit.ScriptModule, int]:
+    """The model and its halo (receptive radius); files are loaded, checked and cached once."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return model, receptive_radius(model)
+    return _cached_model(str(Path(model).resolve()) if model is not None else None)
+
+
+def _check_voxels(voxels: np.ndarray) -> np.ndarray:
+    if voxels.ndim != 3:
+        raise UserInputError(f"expected a 3D scalar volume, got an array of shape {voxels.shape}")
+    if voxels.size == 0:
+        raise UserInputError("the volume has no voxels")
+    if not np.issubdtype(voxels.dtype, np.number) or np.issubdtype(voxels.dtype, np.complexfloating):
+        raise UserInputError(f"voxels of type {voxels.dtype} cannot be super-resolved; give real-valued scalars")
+    if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
+        raise UserInputError("the volume has NaN or infinite voxels; replace them first")
+    return voxels
+
+
+def automatic_batch_size(device: torch.device, height: int, width: int) -> int:
+    """Slices per batch that fit in half the free memory of ``device``."""
+    per_slice = _BYTES_PER_LR_PIXEL * height * width
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(1, int(free * _MEMORY_SHARE // per_slice))
+    return max(1, min(_CPU_MAX_BATCH, int(2**31 // per_slice)))
+
+
+def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) -> Window | None:
+    """In-plane bounding box of the mask over all slices, plus a margin, clipped to the slice."""
+    rows = np.flatnonzero(mask_slices.any(axis=(0, 2)))
+    cols = np.flatnonzero(mask_slices.any(axis=(0, 1)))
+    if rows.size == 0:
+        return None
+    height, width = mask_slices.shape[1:]
+    return Window(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height),
+                  max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width))
+
+
+def _cast(values: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+    """Float32 by default (overshoot kept); an integer type is rounded and clipped to its range."""
+    if dtype is None or np.dtype(dtype) == np.float32:
+        return values
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+class _Reporter:
+    """Calls ``progress`` and turns a ``False`` answer into cancellation."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress = progress
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.progress is not None and self.progress(float(fraction), message) is False:
+            raise SuperResolutionCancelled("super-resolution cancelled; nothing was written")
+
+
+def superresolve(
+    voxels_kji: np.ndarray,
+    spacing_ijk: tuple[float, float, float],
+    *,
+    plane: str = "auto",
+    model: ModelSource = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    mask_kji: np.ndarray | None = None,
+    progress: Progress | None = None,
+    output_dtype: np.dtype | None = None,
+) -> SuperResolutionResult:
+    """Super-resolve a volume x2 on its two in-plane axes, slice by slice.
+
+    Parameters
+    ----------
+    voxels_kji : 3D array in numpy [k, j, i] order (SimpleITK and Slicer array order).
+    spacing_ijk : voxel spacing in mm in IJK order; picks the acquisition plane.
+    plane : ``auto`` (thickest axis is the slice axis), or ``i``/``j``/``k``.
+    mask_kji : optional brain mask on the input grid: only its in-plane bounding box (plus
+        ``BOX_MARGIN_LR_PIXELS``) is super-resolved, the rest is cubic spline; the
+        intensity range is taken inside the mask.
+    progress : ``progress(fraction, message)``; returning ``False`` cancels.
+    output_dtype : ``None`` gives float32; e.g. the input's dtype on request.
+    """
+    started = time.monotonic()
+    report = _Reporter(progress)
+    voxels = _check_voxels(np.asarray(voxels_kji))
+    if mask_kji is not None and np.shape(mask_kji) != voxels.shape:
+        raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {voxels.shape}")
+    axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
+    report(0.0, "loading model")
+    network, halo = resolve_model(model)
+    torch_device = select_device(device)
+    # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.
+    network = network.to(torch_device).to(memory_format=torch.channels_last)
+    scale = robust_scale(voxels)
+
+    slices = np.moveaxis(voxels, numpy_axis(axis), 0)
+    count, height, width = slices.shape
+    output = np.empty(tuple(n * (1 if a == numpy_axis(axis) else 2) for a, n in enumerate(voxels.shape)),
+                      dtype=np.float32)
+    output_slices = np.moveaxis(output, numpy_axis(axis), 0)
+    window = Window(0, height, 0, width)
+    if mask_kji is not None:
+        window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, numpy_axis(axis), 0)) or window
+        if window != Window(0, height, 0, width):
+            for index in range(count):
+                output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
+
+    done = 0
+    runner = SliceRunner(network, torch_device, halo, report=lambda message: report(done / count, message))
+    batch = batch_size or automatic_batch_size(torch_device, window.bottom - window.top + 2 * halo,
+                                               window.right - window.left + 2 * halo)
+    report(0.0, f"super-resolving {count} slices on {torch_device.type}")
+    with _deterministic(torch_device):
+        while done < count:
+            chunk = slices[done: done + batch]
+            try:
+                result = runner.run(scale.normalise(chunk), window)
+            except BatchTooLarge:
+                batch = max(1, batch // 2)
+                runner.notes.append(f"out of GPU memory: batch reduced to {batch}")
+                report(done / count, runner.notes[-1])
+                continue
+            target = output_slices[done: done + len(chunk), 2 * window.top: 2 * window.bottom,
+                                   2 * window.left: 2 * window.right]
+            target[...] = scale.restore(result)
+            _keep_constant_slices(chunk, target)
+            done += len(chunk)
+            report(done / count, f"{done}/{count} slices")
+    return SuperResolutionResult(_cast(output, output_dtype), axis, runner.device.type,
+                                 time.monotonic() - started, scale, runner.notes)
+
+
+def _keep_constant_slices(chunk: np.ndarray, target: np.ndarray) -> None:
+    """A constant slice (padding, empty slab) stays exactly constant instead of network noise."""
+    flat = chunk.reshape(len(chunk), -1)
+    constant = flat.min(axis=1) == flat.max(axis=1)
+    for index in np.flatnonzero(constant):
+        target[index] = flat[index, 0]
+
+
+class _deterministic:
+    """cuDNN picks deterministic kernels inside the block (same input, same output)."""
+
+    def __init__(self, device: torch.device):
+        self.active = device.type == "cuda"
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved

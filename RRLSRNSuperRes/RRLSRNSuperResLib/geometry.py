@@ -1,0 +1,92 @@
+"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; DESIGN.md contract).
+
+Conventions: axes are IJK (ITK/SimpleITK order: i fastest); a numpy array of the voxels is
+indexed [k, j, i]. ``direction`` columns are the unit IJK axes in physical space, so a voxel
+index ``ijk`` lies at ``origin + direction @ (spacing * ijk)``. The maths holds in any frame
+(LPS for SimpleITK, RAS for Slicer) as long as origin and direction use the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PLANES = ("auto", "i", "j", "k")
+ISOTROPY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Grid of a 3D volume: size (voxels), spacing (mm), origin (centre of voxel 0), direction."""
+
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]  # 3x3 row-major, columns are the IJK axes
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        return np.asarray(self.direction, dtype=float).reshape(3, 3)
+
+    def index_to_physical(self, ijk: np.ndarray) -> np.ndarray:
+        """Physical positions (N x 3) of continuous IJK indices (N x 3)."""
+        ijk = np.atleast_2d(np.asarray(ijk, dtype=float))
+        return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction_matrix.T
+
+    def index_to_physical_matrix(self) -> np.ndarray:
+        """4x4 homogeneous matrix mapping IJK to physical space (Slicer's IJKToRAS in RAS)."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = self.direction_matrix * np.asarray(self.spacing)
+        matrix[:3, 3] = self.origin
+        return matrix
+
+
+def slice_axis(spacing: tuple[float, float, float], plane: str = "auto",
+               size: tuple[int, int, int] | None = None) -> int:
+    """IJK axis (0=i, 1=j, 2=k) the volume is sliced along; the other two are upsampled.
+
+    ``auto`` picks the thickest axis (the acquisition plane is spanned by the two finest);
+    for isotropic voxels it picks k; an axis of ``size`` 1 (a single 2D slice) always wins.
+    ``i``/``j``/``k`` force the choice.
+    """
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
+    if plane != "auto":
+        return "ijk".index(plane)
+    if size is not None and 1 in size:
+        return max(axis for axis in range(3) if size[axis] == 1)
+    spacing_array = np.asarray(spacing, dtype=float)
+    thickest = int(np.argmax(spacing_array))
+    if spacing_array[thickest] <= spacing_array.min() * (1 + ISOTROPY_TOLERANCE):
+        return 2
+    # Ties between two thick axes go to k, then j: the usual stacking axis of 2D acquisitions.
+    candidates = np.flatnonzero(spacing_array >= spacing_array[thickest] * (1 - ISOTROPY_TOLERANCE))
+    return int(candidates.max())
+
+
+def upsampled_geometry(geometry: Geometry, axis: int) -> Geometry:
+    """The x2 grid: in-plane size x2, spacing / 2, origin moved by -1/4 old spacing per axis.
+
+    The field of view is unchanged and output voxel 2n + 1/2 sits on input voxel n's centre;
+    the slice ``axis`` keeps size, spacing and position; the direction is untouched.
+    """
+    size = np.asarray(geometry.size)
+    spacing = np.asarray(geometry.spacing, dtype=float)
+    shift = np.zeros(3)
+    for upsampled in (a for a in range(3) if a != axis):
+        size[upsampled] *= 2
+        shift[upsampled] = -spacing[upsampled] / 4.0
+        spacing[upsampled] /= 2.0
+    origin = np.asarray(geometry.origin, dtype=float) + geometry.direction_matrix @ shift
+    return Geometry(
+        size=tuple(int(s) for s in size),
+        spacing=tuple(float(s) for s in spacing),
+        origin=tuple(float(o) for o in origin),
+        direction=geometry.direction,
+    )
+
+
+def numpy_axis(ijk_axis: int) -> int:
+    """Numpy axis of an IJK axis for arrays indexed [k, j, i]."""
+    return 2 - ijk_axis

@@ -1,0 +1,71 @@
+"""Per-volume intensity normalisation for the network, and its exact inverse.
+
+The network is not scale-invariant (biases, LeakyReLU), so every volume is mapped to the
+range it was trained on: ``lo`` (a low percentile of the whole volume, 0 for most MRI)
+to 0 and ``hi`` (a high percentile of the *foreground*) to 1. The foreground matters:
+some fetal stacks are 1% brain in a field of view of maternal tissue and air.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LOW_PERCENTILE = 0.5
+HIGH_PERCENTILE = 99.0
+_MAX_SAMPLES = 2_000_000
+
+
+@dataclass(frozen=True)
+class IntensityScale:
+    """Affine map ``normalised = (value - lo) / (hi - lo)``."""
+
+    lo: float
+    hi: float
+
+    @property
+    def width(self) -> float:
+        return self.hi - self.lo if self.hi > self.lo else 1.0
+
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        return ((np.asarray(values, dtype=np.float32) - np.float32(self.lo)) / np.float32(self.width)).astype(
+            np.float32, copy=False
+        )
+
+    def restore(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float32) * np.float32(self.width) + np.float32(self.lo)).astype(
+            np.float32, copy=False
+        )
+
+
+def _subsample(values: np.ndarray) -> np.ndarray:
+    """A strided sample keeps percentiles of big volumes cheap and deterministic."""
+    flat = values.reshape(-1)
+    step = max(1, flat.size // _MAX_SAMPLES)
+    return flat[::step]
+
+
+def foreground_threshold(values: np.ndarray) -> float:
+    """Otsu threshold between background and tissue (on a subsample)."""
+    from skimage.filters import threshold_otsu
+
+    sample = _subsample(values)
+    if sample.min() == sample.max():
+        return float(sample.min())
+    return float(threshold_otsu(sample.astype(np.float32)))
+
+
+def robust_scale(volume: np.ndarray, mask: np.ndarray | None = None) -> IntensityScale:
+    """Robust intensity range of a volume; ``mask`` (same shape) restricts ``hi`` to the brain."""
+    values = np.asarray(volume)
+    sample = _subsample(values).astype(np.float32)
+    lo = float(np.percentile(sample, LOW_PERCENTILE))
+    if mask is not None and np.any(mask):
+        foreground = values[np.asarray(mask) > 0].astype(np.float32)
+    else:
+        foreground = sample[sample > foreground_threshold(values)]
+    if foreground.size == 0:
+        foreground = sample
+    hi = float(np.percentile(foreground, HIGH_PERCENTILE))
+    return IntensityScale(lo=lo, hi=hi)

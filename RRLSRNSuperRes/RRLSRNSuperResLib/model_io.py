@@ -1,0 +1,82 @@
+"""The model artifact: TorchScript export, safe loading with checks, and the model card.
+
+A model file is only ever opened with ``torch.jit.load`` (a TorchScript archive holds no
+pickled Python code to run) after checking that it is a zip archive with TorchScript's
+layout; checkpoints use ``torch.load(weights_only=True)``. The bundled model must match the
+SHA256 in its card; every model must pass a shape self-check: N x 1 x H x W -> N x 1 x 2H x 2W.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import UserInputError
+from .network import RRLSRN, NetworkConfig
+from .resources import bundled_model_card_path, bundled_model_path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_torchscript(state_dict: dict, network: NetworkConfig, path: Path) -> None:
+    """Script a network with the given weights and save it (float32, CPU)."""
+    model = RRLSRN(network)
+    model.load_state_dict(state_dict)
+    scripted = torch.jit.script(model.eval())
+    temporary = path.with_suffix(".tmp")
+    scripted.save(str(temporary))
+    temporary.replace(path)
+
+
+def _check_torchscript_archive(path: Path) -> None:
+    """Refuse anything that is not a TorchScript zip before torch opens it."""
+    if not path.is_file():
+        raise UserInputError(f"model {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise UserInputError(f"model {path} is not a TorchScript archive (.pt saved with torch.jit.save)")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not any(name.endswith("/code/__torch__.py") or "/code/" in name for name in names) or not any(
+            name.endswith("constants.pkl") or name.endswith("data.pkl") for name in names):
+        raise UserInputError(f"model {path} is a zip but not a TorchScript archive (no code/ folder)")
+
+
+def check_shapes(model: torch.jit.ScriptModule) -> None:
+    """The DESIGN.md contract: N x 1 x H x W float32 -> N x 1 x 2H x 2W, finite."""
+    probe = torch.rand(2, 1, 12, 10)
+    with torch.no_grad():
+        output = model(probe)
+    if tuple(output.shape) != (2, 1, 24, 20) or not torch.isfinite(output).all():
+        raise UserInputError(f"model maps 2x1x12x10 to {tuple(output.shape)}; an x2 model must give 2x1x24x20")
+
+
+def read_model_card(path: Path | None = None) -> dict:
+    return json.loads((path or bundled_model_card_path()).read_text())
+
+
+def load_model(path: Path | None = None) -> torch.jit.ScriptModule:
+    """Load the bundled model (SHA256-checked against its card) or a user's TorchScript model, on CPU."""
+    bundled = path is None
+    path = Path(path) if path is not None else bundled_model_path()
+    _check_torchscript_archive(path)
+    if bundled:
+        expected = read_model_card()["sha256"]
+        if sha256_of(path) != expected:
+            raise UserInputError(f"bundled model {path} does not match the SHA256 in its model card; reinstall")
+    try:
+        model = torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError as error:
+        raise UserInputError(f"model {path} could not be loaded as TorchScript: {error}") from error
+    model.eval()
+    check_shapes(model)
+    return model

@@ -1,0 +1,67 @@
+"""``rrlsrn train``: build or read a training pack, train, export the TorchScript model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .network import NetworkConfig
+from .training import TrainingConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", type=Path, help="folder laid out like ../shared/data (builds a pack from it)")
+    parser.add_argument("--pack", type=Path, required=True,
+                        help="training pack (.npz); written from --data-root when given, else read")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, log, exported model")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--paper", action="store_true", help="the paper's recipe (SGD, lr 1e-5 halved every 50 epochs)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--patch", type=int, help="HR patch side in pixels")
+    parser.add_argument("--lr", type=float, dest="learning_rate")
+    parser.add_argument("--depth", type=int, default=NetworkConfig.depth)
+    parser.add_argument("--channels", type=int, default=NetworkConfig.channels)
+    parser.add_argument("--no-image-branch", action="store_true", help="ablation: fixed bilinear image branch")
+    parser.add_argument("--gdl-weight", type=float, help="0 disables the gradient difference loss (ablation)")
+    parser.add_argument("--kspace-fraction", type=float, help="share of patches degraded in k-space (rest bicubic)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--time-limit", type=float, help="stop (resumably) after this many minutes")
+    parser.add_argument("--validate-every", type=int, default=1000)
+
+
+def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
+    network = NetworkConfig(depth=args.depth, channels=args.channels, image_branch=not args.no_image_branch)
+    overrides = {name: getattr(args, name) for name in
+                 ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction", "seed")
+                 if getattr(args, name) is not None}
+    return TrainingConfig.paper(network=network, **overrides) if args.paper else TrainingConfig(network=network,
+                                                                                                **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .devices import select_device
+    from .model_io import export_torchscript
+    from .training import load_checkpoint, train
+    from .training_data import build_default_pack, read_pack
+
+    if args.data_root:
+        args.pack.parent.mkdir(parents=True, exist_ok=True)
+        build_default_pack(args.data_root, args.pack)
+    volumes = read_pack(args.pack)
+    device = select_device(args.device)
+    config = config_from_arguments(args)
+    started = time.monotonic()
+    best = train(volumes, config, args.out, device, resume=args.resume,
+                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
+                 validate_every=args.validate_every)
+    state = load_checkpoint(best)
+    summary = {"best_step": state["step"], "history": state["history"], "config": state["config"].to_dict(),
+               "device": str(device), "session_seconds": round(time.monotonic() - started, 1)}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    export_torchscript(state["model"], state["config"].network, args.out / "rrlsrn_x2.pt")
+    print(f"best checkpoint: step {state['step']}; exported {args.out / 'rrlsrn_x2.pt'}")
+    return 0

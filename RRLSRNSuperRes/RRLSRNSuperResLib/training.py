@@ -1,0 +1,253 @@
+"""Training loop: in-plane patch sampling, on-the-fly degradation, checkpoints, validation.
+
+Needs only numpy and torch (reads a pack from ``training_data``), so it runs on a GPU
+machine without SimpleITK. Patches are cut with a margin, degraded, then cropped, so the
+LR never sees the patch border (antialiasing and k-space truncation reach beyond it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .degrade import bicubic_upsample, downsample
+from .losses import rrlsrn_loss
+from .network import RRLSRN, NetworkConfig
+from .training_data import TrainingVolume
+
+DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
+FOREGROUND_LEVEL = 0.05  # normalised intensity counted as tissue
+MIN_PATCH_FOREGROUND = 0.25
+VALIDATION_SLICES_PER_AXIS = 8
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that defines a run; stored in checkpoints and the model card."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    steps: int = 20000
+    batch: int = 64
+    patch: int = 128  # HR patch side (LR is half)
+    optimizer: str = "adam"  # "adam" (ours) or "sgd" (the paper's)
+    learning_rate: float = 2e-4
+    final_learning_rate: float = 1e-6  # cosine decay floor (adam)
+    sgd_momentum: float = 0.9
+    weight_decay: float = 0.0
+    halve_every_steps: int = 0  # step decay (paper: every 50 epochs); 0 = cosine
+    gdl_weight: float = 1.0
+    kspace_fraction: float = 0.5  # share of each batch degraded in k-space, the rest bicubic
+    intensity_jitter: float = 0.25
+    seed: int = 0
+
+    @classmethod
+    def paper(cls, **overrides) -> TrainingConfig:
+        """The paper's recipe: SGD momentum 0.9, wd 1e-4, lr 1e-5 halved every 50 epochs, bicubic only."""
+        values = dict(optimizer="sgd", learning_rate=1e-5, weight_decay=1e-4, halve_every_steps=50 * 1000,
+                      kspace_fraction=0.0, batch=64, patch=128)
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingConfig:
+        values = dict(values)
+        values["network"] = NetworkConfig(**values["network"])
+        return cls(**values)
+
+
+class PatchSampler:
+    """Random in-plane HR patches (with degradation margin) from normalised volumes."""
+
+    def __init__(self, volumes: list[TrainingVolume], side: int, seed: int):
+        if not volumes:
+            raise ValueError("no training volumes")
+        # Small fetal brains are zero-padded (their background is 0 after normalisation) to fit a patch.
+        self.volumes = [_pad_to(v, side) for v in volumes]
+        self.side = side
+        self.rng = np.random.default_rng(seed)
+
+    def _one(self) -> np.ndarray:
+        for _ in range(50):
+            volume = self.volumes[self.rng.integers(len(self.volumes))]
+            axis = volume.slice_axes[self.rng.integers(len(volume.slice_axes))]
+            index = self.rng.integers(volume.voxels.shape[axis])
+            image = np.take(volume.voxels, index, axis=axis)
+            top = self.rng.integers(image.shape[0] - self.side + 1)
+            left = self.rng.integers(image.shape[1] - self.side + 1)
+            patch = image[top: top + self.side, left: left + self.side]
+            if (patch > FOREGROUND_LEVEL).mean() >= MIN_PATCH_FOREGROUND:
+                return patch
+        return patch
+
+    def batch(self, size: int) -> np.ndarray:
+        patches = []
+        for _ in range(size):
+            patch = self._one()
+            if self.rng.random() < 0.5:
+                patch = patch[::-1]
+            if self.rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if self.rng.random() < 0.5:
+                patch = patch.T
+            patches.append(patch)
+        return np.ascontiguousarray(np.stack(patches)[:, None], dtype=np.float32)
+
+
+def _pad_to(volume: TrainingVolume, side: int) -> TrainingVolume:
+    """Zero-pad the in-plane axes of a volume to at least ``side`` voxels."""
+    inplane = {a for axis in volume.slice_axes for a in range(3) if a != axis}
+    widths = [(0, 0) if a not in inplane else (max(side - n, 0) // 2, max(side - n, 0) - max(side - n, 0) // 2)
+              for a, n in enumerate(volume.voxels.shape)]
+    return TrainingVolume(volume.name, volume.subject, volume.role, np.pad(volume.voxels, widths), volume.slice_axes)
+
+
+def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Degrade each chunk of the batch with its degradation, then cut off the margin."""
+    m = DEGRADATION_MARGIN
+    chunks = torch.tensor_split(hr_with_margin, len(degradations))
+    lr = torch.cat([downsample(chunk, name) for chunk, name in zip(chunks, degradations) if len(chunk)])
+    return lr[..., m // 2: -(m // 2), m // 2: -(m // 2)], hr_with_margin[..., m:-m, m:-m]
+
+
+def batch_degradations(config: TrainingConfig) -> list[str]:
+    """One entry per equal chunk of the batch: the k-space share is ``kspace_fraction``, to 1/4."""
+    kspace_quarters = round(4 * config.kspace_fraction)
+    return ["bicubic"] * (4 - kspace_quarters) + ["kspace"] * kspace_quarters
+
+
+def learning_rate_at(config: TrainingConfig, step: int) -> float:
+    if config.halve_every_steps:
+        return config.learning_rate * 0.5 ** (step // config.halve_every_steps)
+    progress = min(step / max(config.steps, 1), 1.0)
+    return config.final_learning_rate + 0.5 * (config.learning_rate - config.final_learning_rate) * (
+        1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: RRLSRN, config: TrainingConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.sgd_momentum,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be adam or sgd, not {config.optimizer!r}")
+
+
+def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
+    """A fixed set of even-sized foreground slices from each validation volume, all axes."""
+    from .degrade import crop_to_even
+
+    slices = []
+    for volume in volumes:
+        for axis in volume.slice_axes:
+            tissue = (volume.voxels > FOREGROUND_LEVEL).mean(axis=tuple(a for a in range(3) if a != axis))
+            rich = np.flatnonzero(tissue > 0.5 * tissue.max())
+            for index in rich[np.linspace(0, len(rich) - 1, VALIDATION_SLICES_PER_AXIS).astype(int)]:
+                image = crop_to_even(np.take(volume.voxels, index, axis=axis))
+                slices.append(image)
+    return slices
+
+
+@torch.no_grad()
+def validation_gain(model: RRLSRN, slices: list[np.ndarray], device: torch.device) -> dict[str, float]:
+    """Mean PSNR gain (dB) of the model over bicubic upsampling on tissue pixels, per degradation."""
+    model.eval()
+    gains: dict[str, float] = {}
+    for degradation in ("bicubic", "kspace"):
+        values = []
+        for image in slices:
+            hr = torch.from_numpy(image)[None, None].to(device)
+            lr = downsample(hr, degradation)
+            tissue = hr > FOREGROUND_LEVEL
+            mse_model = ((model(lr) - hr)[tissue] ** 2).mean()
+            mse_bicubic = ((bicubic_upsample(lr) - hr)[tissue] ** 2).mean()
+            values.append(10 * torch.log10(mse_bicubic / mse_model).item())
+        gains[degradation] = float(np.mean(values))
+    model.train()
+    return gains
+
+
+def save_checkpoint(path: Path, model: RRLSRN, optimizer: torch.optim.Optimizer, step: int,
+                    config: TrainingConfig, history: list[dict]) -> None:
+    temporary = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "config": json.dumps(config.to_dict()), "history": json.dumps(history)}, temporary)
+    temporary.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Checkpoint contents; ``weights_only`` so a checkpoint can never run code."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state["config"] = TrainingConfig.from_dict(json.loads(state["config"]))
+    state["history"] = json.loads(state["history"])
+    return state
+
+
+def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, device: torch.device,
+          resume: bool = False, time_limit_s: float | None = None, validate_every: int = 1000,
+          log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) and return the path of the best checkpoint by validation gain."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    torch.manual_seed(config.seed)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    model = RRLSRN(config.network).to(device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    step, history = 0, []
+    if resume and last.exists():
+        state = load_checkpoint(last)
+        config = state["config"]
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        log(f"resumed from {last} at step {step}")
+    train_volumes = [v for v in volumes if v.role == "train"]
+    val_slices = validation_slices([v for v in volumes if v.role == "val"])
+    sampler = PatchSampler(train_volumes, config.patch + 2 * DEGRADATION_MARGIN, config.seed + step)
+    degradations = batch_degradations(config)
+    rng = np.random.default_rng(config.seed + 1 + step)
+    best_gain = max((h["val_gain_mean"] for h in history), default=-math.inf)
+    started = time.monotonic()
+    running = 0.0
+    while step < config.steps:
+        hr_big = torch.from_numpy(sampler.batch(config.batch)).to(device, non_blocking=True)
+        jitter = 1 + config.intensity_jitter * (2 * rng.random((config.batch, 1, 1, 1)) - 1)
+        hr_big = hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device)
+        lr, hr = make_pairs(hr_big, degradations)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, step)
+        loss = rrlsrn_loss(model(lr.contiguous(memory_format=torch.channels_last)), hr, config.gdl_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running += loss.item() if step % 50 == 0 else 0.0
+        out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
+        if step % validate_every == 0 or step == config.steps or out_of_time:
+            gains = validation_gain(model, val_slices, device)
+            record = {"step": step, "seconds": round(time.monotonic() - started, 1),
+                      "loss": round(running / max(validate_every // 50, 1), 6),
+                      "val_gain_bicubic_db": round(gains["bicubic"], 4),
+                      "val_gain_kspace_db": round(gains["kspace"], 4),
+                      "val_gain_mean": round((gains["bicubic"] + gains["kspace"]) / 2, 4)}
+            running = 0.0
+            history.append(record)
+            log(json.dumps(record))
+            save_checkpoint(last, model, optimizer, step, config, history)
+            if record["val_gain_mean"] > best_gain:
+                best_gain = record["val_gain_mean"]
+                save_checkpoint(best, model, optimizer, step, config, history)
+        if out_of_time:
+            log(f"time limit reached at step {step}; resume with --resume")
+            break
+    return best

@@ -1,0 +1,151 @@
+"""The slice-wise engine: progress and cancel, determinism, seamless windows, memory fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from RRLSRNSuperResLib.engine import brain_window, superresolve
+from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
+from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
+from RRLSRNSuperResLib.slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
+
+
+@pytest.fixture(scope="module")
+def sample_crop():
+    """Four central slices of the bundled fetal stack, its brain mask and spacing (IJK)."""
+    image = sitk.ReadImage(str(sample_volume_path()))
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(sample_mask_path()))) > 0.5
+    voxels = sitk.GetArrayFromImage(image)
+    middle = int(np.argmax(mask.sum(axis=(1, 2))))
+    picked = slice(middle - 2, middle + 2)
+    return voxels[picked, 80:240, 80:240], mask[picked, 80:240, 80:240], image.GetSpacing()
+
+
+def test_progress_rises_to_one_at_least_once_per_batch(sample_crop):
+    voxels, _, spacing = sample_crop
+    calls = []
+    superresolve(voxels, spacing, device="cpu", batch_size=1,
+                 progress=lambda fraction, message: calls.append((fraction, message)))
+    fractions = [f for f, _ in calls]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(b >= a for a, b in zip(fractions, fractions[1:]))
+    assert sum(1 for f, m in calls if m.endswith("slices")) >= len(voxels)
+
+
+def test_returning_false_cancels(sample_crop):
+    voxels, _, spacing = sample_crop
+    seen = []
+
+    def cancel_after_first_batch(fraction, message):
+        seen.append(fraction)
+        return fraction < 0.25
+
+    with pytest.raises(SuperResolutionCancelled):
+        superresolve(voxels, spacing, device="cpu", batch_size=1, progress=cancel_after_first_batch)
+    assert max(seen) < 1.0
+
+
+def test_same_input_gives_the_same_output(sample_crop):
+    voxels, _, spacing = sample_crop
+    first = superresolve(voxels, spacing, device="cpu").voxels
+    np.testing.assert_array_equal(superresolve(voxels, spacing, device="cpu").voxels, first)
+    # Another batch size may pick other kernels: equal to float tolerance, not bit for bit.
+    np.testing.assert_allclose(superresolve(voxels, spacing, device="cpu", batch_size=1).voxels, first,
+                               atol=1e-4 * np.ptp(voxels))
+
+
+def test_brain_box_restriction_equals_full_run_inside_the_box(sample_crop):
+    voxels, mask, spacing = sample_crop
+    full = superresolve(voxels, spacing, device="cpu")
+    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask)
+    window = brain_window(mask)
+    assert (window.bottom - window.top) * (window.right - window.left) < 0.6 * voxels[0].size
+    inside = (slice(None), slice(2 * window.top, 2 * window.bottom), slice(2 * window.left, 2 * window.right))
+    np.testing.assert_allclose(boxed.voxels[inside], full.voxels[inside], atol=1e-3 * np.ptp(voxels))
+    assert not np.allclose(boxed.voxels, full.voxels), "outside the box should be cubic spline, not the network"
+
+
+def test_tiles_are_seamless(sample_crop, mrml_tiny_model_path):
+    model = torch.jit.load(str(mrml_tiny_model_path))
+    slices = (sample_crop[0][:2] / 500.0).astype(np.float32)
+    window = Window(0, slices.shape[1], 0, slices.shape[2])
+    runner = SliceRunner(model, torch.device("cpu"), receptive_radius(model))
+    whole = runner.run(slices, window)
+    runner.tile_splits = 2
+    np.testing.assert_allclose(runner.run(slices, window), whole, atol=1e-5)
+
+
+class _OutOfMemoryOnce:
+    """Stands in for a GPU window run (computed on the CPU): out of memory above a window size."""
+
+    def __init__(self, runner: SliceRunner, max_pixels: int):
+        self.max_pixels = max_pixels
+        self.original = SliceRunner(runner.model, torch.device("cpu"), runner.halo)._run_window
+
+    def __call__(self, slices, window):
+        if len(slices) > 1 or (window.bottom - window.top) * (window.right - window.left) > self.max_pixels:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.original(slices, window)
+
+
+def test_out_of_memory_shrinks_the_batch_then_tiles_then_uses_the_cpu(sample_crop, mrml_tiny_model_path):
+    model = torch.jit.load(str(mrml_tiny_model_path))
+    slices = (sample_crop[0][:2] / 500.0).astype(np.float32)
+    window = Window(0, slices.shape[1], 0, slices.shape[2])
+    reference = SliceRunner(model, torch.device("cpu"), receptive_radius(model)).run(slices[:1], window)
+
+    # A "cuda" runner whose window runs are replaced by a CPU run that fails above a size.
+    runner = SliceRunner(model, torch.device("cuda"), receptive_radius(model))
+    runner._run_window = _OutOfMemoryOnce(runner, max_pixels=(window.bottom * window.right) // 10)
+    with pytest.raises(BatchTooLarge):
+        runner.run(slices, window)
+    np.testing.assert_allclose(runner.run(slices[:1], window), reference, atol=1e-5)
+    assert runner.tile_splits == 2 and any("tiling 4x4" in note for note in runner.notes)
+
+    hopeless = SliceRunner(model, torch.device("cuda"), receptive_radius(model))
+    hopeless._run_window = _OutOfMemoryOnce(hopeless, max_pixels=0)
+    with pytest.raises(RuntimeError):
+        hopeless.run(slices[:1], window)  # the CPU fallback cannot help a stand-in that always fails
+    assert hopeless.device.type == "cpu" and "CPU" in hopeless.notes[-1]
+
+
+def test_output_type_on_request_is_rounded_and_clipped(sample_crop):
+    voxels, _, spacing = sample_crop
+    result = superresolve(voxels[:1], spacing, device="cpu", output_dtype=voxels.dtype)
+    assert result.voxels.dtype == voxels.dtype
+    as_float = superresolve(voxels[:1], spacing, device="cpu").voxels
+    np.testing.assert_array_equal(result.voxels,
+                                  np.clip(np.rint(as_float), 0, np.iinfo(voxels.dtype).max).astype(voxels.dtype))
+
+
+def test_model_beats_cubic_spline_on_a_simulated_low_resolution_slice(sample_crop):
+    from RRLSRNSuperResLib.degrade import cubic_spline_upsample_slice, downsample_slices
+
+    voxels, mask, spacing = sample_crop
+    high = voxels.astype(np.float32)
+    low = downsample_slices(high, "bicubic")
+    sr = superresolve(low, (2 * spacing[0], 2 * spacing[1], spacing[2]), device="cpu").voxels
+    spline = np.stack([cubic_spline_upsample_slice(s) for s in low])
+
+    def error(estimate):
+        return np.mean((estimate[mask] - high[mask]) ** 2)
+
+    assert 10 * np.log10(error(spline) / error(sr)) > 0.5
+
+
+@pytest.mark.parametrize(("voxels", "message"), [
+    (np.zeros((2, 3)), "3D"),
+    (np.full((2, 4, 4), np.nan, np.float32), "NaN"),
+    (np.zeros((2, 4, 4), np.complex64), "real-valued"),
+])
+def test_bad_arrays_are_refused(voxels, message):
+    with pytest.raises(UserInputError, match=message):
+        superresolve(voxels, (1, 1, 1), device="cpu")
+
+
+def test_mask_on_another_grid_is_refused(sample_crop):
+    voxels, mask, spacing = sample_crop
+    with pytest.raises(UserInputError, match="mask shape"):
+        superresolve(voxels, spacing, device="cpu", mask_kji=mask[:, :-1])

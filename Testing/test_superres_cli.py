@@ -1,0 +1,208 @@
+"""``rrlsrn superres`` end to end: exact x2 grid on disk, content in place, and bad input handled."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from RRLSRNSuperResLib.cli import main
+from test_geometry import random_direction
+
+
+def write_image(path: Path, voxels: np.ndarray, spacing, direction=None, origin=(0.0, 0.0, 0.0),
+                vector: bool = False) -> Path:
+    image = sitk.GetImageFromArray(voxels, isVector=vector)
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetOrigin(tuple(float(o) for o in origin))
+    if direction is not None:
+        image.SetDirection(tuple(float(d) for d in np.ravel(direction)))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def blob_volume(size_ijk, centre_ijk, sigma_ijk, background: float = 100.0) -> np.ndarray:
+    k, j, i = np.meshgrid(*(np.arange(n, dtype=float) for n in size_ijk[::-1]), indexing="ij")
+    r2 = sum(((grid - c) / s) ** 2 for grid, c, s in zip((i, j, k), centre_ijk, sigma_ijk))
+    return (background + 800.0 * np.exp(-0.5 * r2)).astype(np.float32)
+
+
+def physical_centroid(image: sitk.Image, background: float) -> np.ndarray:
+    voxels = sitk.GetArrayFromImage(image).astype(float) - background
+    weights = np.clip(voxels, 0, None)
+    k, j, i = np.nonzero(weights > 0.05 * weights.max())
+    w = weights[k, j, i]
+    points = np.array([image.TransformContinuousIndexToPhysicalPoint((float(a), float(b), float(c)))
+                       for a, b, c in zip(i, j, k)])
+    return (points * w[:, None]).sum(axis=0) / w.sum()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("thick_axis", [0, 1, 2])
+def test_superres_writes_the_exact_x2_grid_and_content_stays_in_place(tmp_path, thick_axis):
+    rng = np.random.default_rng(thick_axis)
+    size = [28, 32, 36]
+    size[thick_axis] = 6
+    spacing = [0.9, 1.1, 1.0]
+    spacing[thick_axis] = 3.5
+    direction = random_direction(rng)
+    centre = [11.3, 17.6, 14.2]
+    centre[thick_axis] = 2.7
+    sigma = [2.5, 3.0, 2.0]
+    sigma[thick_axis] = 1.2
+    source = write_image(tmp_path / "stack.nii.gz", blob_volume(size, centre, sigma), spacing, direction,
+                         origin=(-12.5, 40.25, 7.0))
+    output = tmp_path / "stack_x2.nii.gz"
+
+    assert main(["superres", str(source), str(output)]) == 0
+
+    low, high = sitk.ReadImage(str(source)), sitk.ReadImage(str(output))
+    inplane = [a for a in range(3) if a != thick_axis]
+    expected_size = [n * (2 if a in inplane else 1) for a, n in enumerate(size)]
+    assert list(high.GetSize()) == expected_size
+    np.testing.assert_allclose(high.GetSpacing(), [s / (2 if a in inplane else 1) for a, s in enumerate(spacing)],
+                               rtol=1e-6)
+    np.testing.assert_allclose(high.GetDirection(), low.GetDirection(), atol=1e-6)
+    # Output voxel 0 is centred a quarter of an input voxel before input voxel 0 on upsampled axes.
+    quarter = [-0.25 if a in inplane else 0.0 for a in range(3)]
+    np.testing.assert_allclose(high.GetOrigin(), low.TransformContinuousIndexToPhysicalPoint(quarter), atol=1e-4)
+    shift = np.linalg.norm(physical_centroid(high, 100.0) - physical_centroid(low, 100.0))
+    assert shift < 0.15 * min(high.GetSpacing())
+
+
+@pytest.mark.parametrize(("dtype", "low", "high"), [(np.uint8, 0, 255), (np.int16, -1024, 2000)])
+def test_integer_and_negative_inputs_work_and_can_keep_their_type(tmp_path, dtype, low, high):
+    rng = np.random.default_rng(1)
+    voxels = rng.integers(low, high, size=(3, 24, 20)).astype(dtype)
+    source = write_image(tmp_path / "in.nrrd", voxels, (1.0, 1.0, 3.0))
+    output = tmp_path / "out.nrrd"
+    assert main(["superres", str(source), str(output), "--output-type", "input"]) == 0
+    result = sitk.GetArrayFromImage(sitk.ReadImage(str(output)))
+    assert result.dtype == dtype and result.shape == (3, 48, 40)
+    assert result.min() >= np.iinfo(dtype).min and result.max() <= np.iinfo(dtype).max
+    # Values stay in the input's range give or take the overshoot of sharpening.
+    assert np.percentile(result, 50) == pytest.approx(np.percentile(voxels, 50), abs=0.2 * (high - low))
+
+
+def test_constant_volume_stays_constant(tmp_path):
+    source = write_image(tmp_path / "c.nii.gz", np.full((4, 16, 16), 42.0, np.float32), (1, 1, 3))
+    output = tmp_path / "o.nii.gz"
+    assert main(["superres", str(source), str(output)]) == 0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(output))), 42.0)
+
+
+def test_single_2d_slice_is_upsampled_in_plane(tmp_path):
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((30, 26)).astype(np.float32))
+    image.SetSpacing((0.7, 0.7))
+    sitk.WriteImage(image, str(tmp_path / "slice.nii.gz"))
+    assert main(["superres", str(tmp_path / "slice.nii.gz"), str(tmp_path / "o.nii.gz")]) == 0
+    result = sitk.ReadImage(str(tmp_path / "o.nii.gz"))
+    assert result.GetSize()[:2] == (52, 60)
+    np.testing.assert_allclose(result.GetSpacing()[:2], (0.35, 0.35))
+
+
+def test_vector_image_is_super_resolved_per_component(tmp_path):
+    rng = np.random.default_rng(2)
+    voxels = rng.random((3, 16, 18, 2)).astype(np.float32)
+    voxels[..., 1] *= 100
+    source = write_image(tmp_path / "v.nrrd", voxels, (1, 1, 2.5), vector=True)
+    assert main(["superres", str(source), str(tmp_path / "o.nrrd")]) == 0
+    result = sitk.ReadImage(str(tmp_path / "o.nrrd"))
+    assert result.GetNumberOfComponentsPerPixel() == 2 and result.GetSize() == (36, 32, 3)
+    array = sitk.GetArrayFromImage(result)
+    assert array[..., 1].mean() == pytest.approx(100 * array[..., 0].mean(), rel=0.1)
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def _nifti_with_nan(tmp_path: Path) -> bytes:
+    """A float NIfTI with one NaN voxel, patched in the raw bytes (SimpleITK would write 0)."""
+    path = write_image(tmp_path / "finite.nii", np.ones((3, 8, 8), np.float32), (1, 1, 3))
+    data = bytearray(path.read_bytes())
+    path.unlink()
+    offset = int(np.frombuffer(bytes(data[108:112]), "<f4")[0])
+    index = offset + 4 * ((1 * 8 + 2) * 8 + 3)
+    data[index: index + 4] = np.float32(np.nan).tobytes()
+    return bytes(data)
+
+
+def _bad_inputs(tmp_path: Path) -> dict:
+    """name -> (arguments, files that must not change); every case must fail cleanly."""
+    good = write_image(tmp_path / "good.nii.gz", np.ones((3, 8, 8), np.float32), (1, 1, 3))
+    empty = tmp_path / "empty.nii.gz"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.nii"
+    text.write_text("this is not an image\n")
+    truncated = tmp_path / "truncated.nii.gz"
+    big = write_image(tmp_path / "big.nii.gz", np.random.default_rng(0).random((6, 64, 64)).astype(np.float32),
+                      (1, 1, 3))
+    truncated.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+    nan_voxels = np.ones((3, 8, 8), np.float32)
+    nan_voxels[1, 2, 3] = np.nan
+    nan = write_image(tmp_path / "nan.nrrd", nan_voxels, (1, 1, 3))
+    nan_nifti = tmp_path / "nan.nii"
+    nan_nifti.write_bytes(_nifti_with_nan(tmp_path))
+    four_d = tmp_path / "4d.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((2, 3, 4, 5), np.float32), isVector=False), str(four_d))
+    pickled = tmp_path / "evil.pt"
+    pickled.write_bytes(pickle.dumps(_RunsCodeWhenUnpickled(tmp_path / "marker.txt")))
+    out = str(tmp_path / "out.nii.gz")
+    return {
+        "missing": ([str(tmp_path / "missing.nii.gz"), out], []),
+        "empty": ([str(empty), out], [empty]),
+        "not an image": ([str(text), out], [text]),
+        "truncated gzip": ([str(truncated), out], [truncated]),
+        "NaN voxels": ([str(nan), out], [nan]),
+        "NaN voxels in NIfTI": ([str(nan_nifti), out], [nan_nifti]),
+        "4D": ([str(four_d), out], [four_d]),
+        "missing output folder": ([str(good), str(tmp_path / "nowhere" / "out.nii.gz")], [good]),
+        "output is the input": ([str(good), str(good)], [good]),
+        "model is a pickle": ([str(good), out, "--model", str(pickled)], [good, pickled]),
+        "model is not a file": ([str(good), out, "--model", str(tmp_path / "none.pt")], [good]),
+    }
+
+
+def test_bad_inputs_give_one_error_line_exit_2_and_leave_nothing(tmp_path, capsys):
+    for name, (arguments, untouched) in _bad_inputs(tmp_path).items():
+        before = {path: sha(path) for path in untouched}
+        listing = sorted(p.name for p in tmp_path.iterdir())
+        assert main(["superres", *arguments]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), (name, err)
+        assert "Traceback" not in err[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == listing, f"{name}: a file was left behind"
+        assert {path: sha(path) for path in untouched} == before, f"{name}: an input changed"
+    assert not (tmp_path / "marker.txt").exists(), "the pickled model ran code"
+
+
+def test_nan_voxels_can_be_replaced_on_request(tmp_path):
+    source = tmp_path / "nan.nii"
+    source.write_bytes(_nifti_with_nan(tmp_path))
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--replace-nonfinite", "0"]) == 0
+    assert np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "o.nii.gz")))).all()
+
+
+def test_truncated_gzip_check_reads_whole_files(tmp_path):
+    from RRLSRNSuperResLib.errors import UserInputError
+    from RRLSRNSuperResLib.volume_io import read_volume
+
+    path = tmp_path / "x.nii.gz"
+    write_image(path, np.arange(600, dtype=np.float32).reshape(6, 10, 10), (1, 1, 1))
+    assert read_volume(path).voxels.shape == (6, 10, 10)
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw)[:-9])
+    with pytest.raises(UserInputError, match="truncated"):
+        read_volume(path)

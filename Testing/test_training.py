@@ -1,0 +1,100 @@
+"""Network, losses, training pack, training loop with resume, and TorchScript export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from RRLSRNSuperResLib.losses import charbonnier_loss, gradient_difference_loss, rrlsrn_loss
+from RRLSRNSuperResLib.model_io import export_torchscript, load_model
+from RRLSRNSuperResLib.network import RRLSRN, NetworkConfig
+from RRLSRNSuperResLib.training import TrainingConfig, load_checkpoint, train
+from RRLSRNSuperResLib.training_data import TrainingVolume, inplane_slice_axes, read_pack, write_pack
+
+
+def test_image_branch_starts_as_bilinear_interpolation_on_the_x2_grid():
+    model = RRLSRN(NetworkConfig(depth=1, channels=4))
+    image = torch.rand(1, 1, 12, 10)
+    bilinear = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
+    upsampled = model.upsample_image(image)
+    torch.testing.assert_close(upsampled[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1])
+
+
+def test_depth_is_configurable_and_image_branch_can_be_frozen():
+    deep, shallow = RRLSRN(NetworkConfig(depth=10)), RRLSRN(NetworkConfig(depth=2))
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (deep, shallow)]
+    assert convs == [12, 4]  # input conv + depth + residual conv
+    assert not RRLSRN(NetworkConfig(image_branch=False)).upsample_image.weight.requires_grad
+    assert deep(torch.rand(2, 1, 8, 6)).shape == (2, 1, 16, 12)
+
+
+def test_losses():
+    x = torch.rand(2, 1, 8, 8)
+    assert charbonnier_loss(x, x).item() == pytest.approx(1e-3)
+    assert charbonnier_loss(x, x + 0.5).item() == pytest.approx(np.sqrt(0.25 + 1e-6), rel=1e-5)
+    assert gradient_difference_loss(x, x + 3.0).item() == pytest.approx(0.0, abs=1e-6)  # a shift keeps edges
+    assert gradient_difference_loss(x, torch.zeros_like(x)).item() > 0
+    assert rrlsrn_loss(x, x * 0.5).item() == pytest.approx(
+        charbonnier_loss(x, x * 0.5).item() + gradient_difference_loss(x, x * 0.5).item(), rel=1e-6)
+    assert rrlsrn_loss(x, x * 0.5, gdl_weight=0).item() == pytest.approx(charbonnier_loss(x, x * 0.5).item())
+
+
+def test_paper_recipe_is_reproducible_as_a_configuration():
+    paper = TrainingConfig.paper()
+    assert (paper.optimizer, paper.learning_rate, paper.sgd_momentum, paper.weight_decay) == ("sgd", 1e-5, 0.9, 1e-4)
+    assert (paper.batch, paper.patch, paper.kspace_fraction) == (64, 128, 0.0)
+    assert TrainingConfig.from_dict(paper.to_dict()) == paper
+
+
+def test_slicing_axes_follow_the_fine_spacings():
+    assert inplane_slice_axes((0.8, 0.8, 0.8)) == (0, 1, 2)
+    assert inplane_slice_axes((0.41, 0.41, 1.5)) == (0,)  # numpy axis 0 is k
+
+
+def smooth_volumes(count: int, role: str) -> list[TrainingVolume]:
+    rng = np.random.default_rng(len(role))
+    volumes = []
+    for n in range(count):
+        k, j, i = np.meshgrid(*(np.linspace(0, 1, s) for s in (24, 40, 40)), indexing="ij")
+        voxels = 0.5 + 0.4 * np.sin(6 * i + 3 * n) * np.cos(5 * j) + 0.05 * rng.standard_normal((24, 40, 40))
+        volumes.append(TrainingVolume(f"{role}{n}", f"subject-{role}{n}", role, voxels.astype(np.float32), (0, 1, 2)))
+    return volumes
+
+
+def test_pack_round_trip_keeps_voxels_to_the_quantisation_step(tmp_path):
+    volumes = smooth_volumes(2, "train")
+    write_pack(volumes, tmp_path / "pack.npz")
+    back = read_pack(tmp_path / "pack.npz")
+    assert [(v.name, v.subject, v.role, v.slice_axes) for v in back] == [
+        (v.name, v.subject, v.role, v.slice_axes) for v in volumes]
+    for original, restored in zip(volumes, back):
+        assert np.abs(original.voxels - restored.voxels).max() <= 0.5 / 4000 + 1e-6
+
+
+def test_training_improves_validation_resumes_and_exports(tmp_path):
+    volumes = smooth_volumes(2, "train") + smooth_volumes(1, "val")
+    config = TrainingConfig(network=NetworkConfig(depth=1, channels=8), steps=30, batch=4, patch=16,
+                            learning_rate=1e-3)
+    best = train(volumes, config, tmp_path, torch.device("cpu"), validate_every=10, log=lambda line: None)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 30 and [h["step"] for h in state["history"]] == [10, 20, 30]
+
+    longer = TrainingConfig(**{**config.__dict__, "steps": 40})
+    train(volumes, longer, tmp_path, torch.device("cpu"), resume=True, validate_every=10, log=lambda line: None)
+    resumed = load_checkpoint(tmp_path / "last.pt")
+    assert resumed["step"] == 30, "resume keeps the checkpoint's own schedule"
+
+    best_state = load_checkpoint(best)
+    export_torchscript(best_state["model"], best_state["config"].network, tmp_path / "model.pt")
+    model = load_model(tmp_path / "model.pt")
+    assert model(torch.rand(1, 1, 6, 6)).shape == (1, 1, 12, 12)
+
+
+def test_resume_continues_an_interrupted_run(tmp_path):
+    volumes = smooth_volumes(1, "train") + smooth_volumes(1, "val")
+    config = TrainingConfig(network=NetworkConfig(depth=1, channels=4), steps=20, batch=2, patch=16)
+    train(volumes, config, tmp_path, torch.device("cpu"), validate_every=5, time_limit_s=0.0, log=lambda line: None)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
+    train(volumes, config, tmp_path, torch.device("cpu"), resume=True, validate_every=5, log=lambda line: None)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 20
