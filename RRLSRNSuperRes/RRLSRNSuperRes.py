@@ -1,0 +1,547 @@
+"""RRLSRN Super-Resolution: Slicer module (widget, logic facade, self-test).
+
+The module file stays thin: widgets are bound to a parameter node and every computation is
+delegated to ``RRLSRNSuperResLib`` (tested outside Slicer with slicer-core). The Lib and
+torch are imported inside functions only, so loading this module (including Slicer's generic
+``--no-main-window`` tests) needs neither torch nor the model.
+
+Resources/ sits one level above this file's folder: in the source tree it is the project's
+``Resources/`` (beside ``RRLSRNSuperRes/``), in a build or install tree it is
+``<lib>/Resources`` beside ``qt-scripted-modules/`` (see ``RRLSRNSuperRes/CMakeLists.txt``).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import numpy as np
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+LIB_PACKAGE = "RRLSRNSuperResLib"
+SAMPLE_CATEGORY = "RRLSRNSuperRes"
+SAMPLE_NAME = "FetalBrainT2Stack"
+SAMPLE_FILE = "sub-01_run-1_T2w.nii.gz"
+SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
+BRAIN_SEGMENT_NAME = "Fetal brain"
+ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
+
+Progress = Callable[[float, str], Optional[bool]]
+
+
+def resourcePath(*parts: str) -> str:
+    """Absolute path of a bundled file under ``Resources/`` (one level above this module's folder)."""
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Resources", *parts))
+
+
+#
+# RRLSRNSuperRes
+#
+
+
+class RRLSRNSuperRes(ScriptedLoadableModule):
+    """Module description shown in Slicer's module panel and help."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("RRLSRN Super-Resolution")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["RRLSRNSuperRes contributors"]
+        self.parent.helpText = _("""
+Super-resolves brain MRI stacks x2 in-plane, slice by slice, with the deep robust residual
+network RRLSRN (Song, Wang et al., "Deep robust residual network for super-resolution of 2D
+fetal brain MRI", Scientific Reports 12, 2022). The slices are cut along the thickest voxel
+axis by default; the result keeps the input's field of view, orientation and parent
+transform. Runs on a CUDA GPU when one works, otherwise on the CPU.
+""")
+        self.parent.acknowledgementText = _("""
+The bundled sample (a clinical fetal brain T2-weighted stack and its brain mask) comes from the
+sample dataset of the Medical Image Analysis Laboratory Super-Resolution ToolKit (MIALSRTK,
+https://github.com/Medical-Image-Analysis-Laboratory/mialsuperres), released under CC0 1.0.
+""")
+        # The icon lives in the shared Resources/ folder, which the base class does not search.
+        self.parent.icon = qt.QIcon(resourcePath("Icons", "RRLSRNSuperRes.png"))
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Offer the bundled stack in the Sample Data module; it loads from a local file, offline."""
+    import SampleData
+
+    logic = SampleData.SampleDataLogic
+    if hasattr(logic, "registerCustomSampleDataCategory"):  # Slicer 5.9 and later
+        logic.registerCustomSampleDataCategory(SAMPLE_CATEGORY, title=_("RRLSRN Super-Resolution"))
+    logic.registerCustomSampleDataSource(
+        category=SAMPLE_CATEGORY,
+        sampleName=SAMPLE_NAME,
+        thumbnailFileName=resourcePath("Icons", "RRLSRNSuperResSample.png"),
+        uris=Path(resourcePath("SampleData", SAMPLE_FILE)).as_uri(),
+        fileNames=SAMPLE_FILE,
+        nodeNames=SAMPLE_NAME,
+    )
+
+
+#
+# Parameters
+#
+
+
+class SlicingPlane(enum.Enum):
+    """IJK axis the stack is cut along (the engine's ``plane``); the two others are doubled."""
+
+    AUTO = "auto"
+    K = "k"
+    J = "j"
+    I = "i"  # noqa: E741 (the IJK axis name)
+
+    def label(self) -> str:
+        return {
+            SlicingPlane.AUTO: _("Auto (thickest axis)"),
+            SlicingPlane.K: _("K: slices along K (IJ plane)"),
+            SlicingPlane.J: _("J: slices along J (IK plane)"),
+            SlicingPlane.I: _("I: slices along I (JK plane)"),
+        }[self]
+
+
+class Device(enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+    def label(self) -> str:
+        return {
+            Device.AUTO: _("Auto (CUDA GPU if it works, else CPU)"),
+            Device.CPU: _("CPU"),
+            Device.CUDA: _("CUDA GPU"),
+        }[self]
+
+
+class OutputType(enum.Enum):
+    FLOAT32 = "float32"
+    INPUT = "input"
+
+    def label(self) -> str:
+        return {OutputType.FLOAT32: _("Float (32-bit)"), OutputType.INPUT: _("Same as input")}[self]
+
+
+@parameterNodeWrapper
+class RRLSRNSuperResParameterNode:
+    """Module state, saved with the scene.
+
+    inputVolume - the stack to super-resolve.
+    outputVolume - where the result goes; None creates a new volume named after the input.
+    plane, device, batchSize (0 = automatic), outputType - engine options.
+    brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputVolume: vtkMRMLScalarVolumeNode
+    plane: SlicingPlane = SlicingPlane.AUTO
+    device: Device = Device.AUTO
+    batchSize: Annotated[int, WithinRange(0, 512)] = 0
+    outputType: OutputType = OutputType.FLOAT32
+    brainSegmentation: vtkMRMLSegmentationNode
+    restrictToBrain: bool = False
+
+
+#
+# RRLSRNSuperResWidget
+#
+
+
+class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Binds the .ui to the parameter node; runs the logic with progress and cancel."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._running = False
+        self._cancelRequested = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(resourcePath("UI", "RRLSRNSuperRes.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = RRLSRNSuperResLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.createMaskButton.connect("clicked(bool)", self.onCreateMaskButton)
+        self.ui.refineMaskButton.connect("clicked(bool)", self.onRefineMaskButton)
+        self.ui.progressBar.hide()
+        self._setUpMaskSection()
+        self.initializeParameterNode()
+
+    def _setUpMaskSection(self) -> None:
+        if not self.logic.brainSegmentationAvailable():
+            self.ui.maskCollapsibleButton.enabled = False
+            self.ui.maskCollapsibleButton.toolTip = _("The brain mask helper is not installed with this version.")
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    def onReload(self) -> None:
+        """Drop the Lib's modules so the next (lazy) import loads their current source."""
+        for name in [name for name in sys.modules if name == LIB_PACKAGE or name.startswith(LIB_PACKAGE + ".")]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = self.logic.firstScalarVolume()
+
+    def setParameterNode(self, inputParameterNode: Optional[RRLSRNSuperResParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self._checkCanApply()
+        self._updatePlaneHint()
+
+    def _checkCanApply(self) -> None:
+        """Apply is enabled only for valid inputs; its tooltip says what is missing (or Cancel while running)."""
+        if self._running:
+            return
+        problem = self.logic.inputProblem(self._parameterNode) if self._parameterNode else _("No parameter node.")
+        self.ui.applyButton.enabled = not problem
+        self.ui.applyButton.toolTip = problem or _("Super-resolve the input volume x2 in-plane.")
+        node = self._parameterNode
+        hasInput = bool(node and node.inputVolume)
+        self.ui.createMaskButton.enabled = hasInput
+        self.ui.refineMaskButton.enabled = bool(hasInput and node.brainSegmentation)
+
+    def _updatePlaneHint(self) -> None:
+        node = self._parameterNode
+        if not node or not node.inputVolume or not node.inputVolume.GetImageData():
+            self.ui.planeHintLabel.text = ""
+            return
+        self.ui.planeHintLabel.text = self.logic.describeSlicing(node.inputVolume, node.plane.value)
+
+    def _setRunning(self, running: bool) -> None:
+        self._running = running
+        self._cancelRequested = False
+        for section in (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton,
+                        self.ui.maskCollapsibleButton, self.ui.advancedCollapsibleButton):
+            section.enabled = not running
+        self.ui.applyButton.text = _("Cancel") if running else _("Super-resolve")
+        self.ui.applyButton.toolTip = _("Stop after the current batch; nothing is changed.") if running else ""
+        self.ui.applyButton.enabled = True
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.visible = running
+        if not running:
+            self._setUpMaskSection()
+            self._checkCanApply()
+
+    def _onProgress(self, fraction: float, message: str) -> bool:
+        """Engine callback, once per batch: show progress, keep the GUI alive, report Cancel."""
+        self.ui.progressBar.value = int(round(100 * fraction))
+        self.ui.progressBar.format = f"%p%  {message}"
+        slicer.app.processEvents()
+        return not self._cancelRequested
+
+    def onApplyButton(self) -> None:
+        if self._running:
+            self._cancelRequested = True
+            self.ui.statusLabel.text = _("Cancelling after the current batch...")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed.")):
+            torchAvailable = ensureTorch()
+        if not torchAvailable:
+            self.ui.statusLabel.text = _("PyTorch is needed to super-resolve; it was not installed.")
+            return
+        from RRLSRNSuperResLib.errors import SuperResolutionCancelled
+
+        self.ui.statusLabel.text = _("Super-resolving...")
+        self._setRunning(True)
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Super-resolution failed."), waitCursor=True):
+                try:
+                    output = self._runLogic()
+                except SuperResolutionCancelled:
+                    self.ui.statusLabel.text = _("Cancelled; no volume was added or changed.")
+                    return
+                self._parameterNode.outputVolume = output
+                slicer.util.setSliceViewerLayers(background=output, fit=True)
+                self.ui.statusLabel.text = self.logic.summary(output, self._parameterNode.device.value)
+        finally:
+            self._setRunning(False)
+
+    def _runLogic(self):
+        node = self._parameterNode
+        return self.logic.process(
+            node.inputVolume,
+            node.outputVolume,
+            plane=node.plane.value,
+            device=node.device.value,
+            batchSize=node.batchSize,
+            keepInputType=node.outputType == OutputType.INPUT,
+            brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
+            progress=self._onProgress,
+        )
+
+    def onCreateMaskButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Creating the brain mask failed."), waitCursor=True):
+            segmentation = self.logic.createBrainSegmentation(self._parameterNode.inputVolume)
+            self._parameterNode.brainSegmentation = segmentation
+            self.ui.statusLabel.text = _("Brain mask created; check it and refine it in Segment Editor if needed.")
+
+    def onRefineMaskButton(self) -> None:
+        node = self._parameterNode
+        self.logic.openInSegmentEditor(node.brainSegmentation, node.inputVolume)
+
+
+def ensureTorch() -> bool:
+    """True when torch can be imported; otherwise offer to install it with the PyTorch extension.
+
+    Checked with ``find_spec`` so that a missing torch is never imported half-way. The PyTorch
+    extension's installer asks the user first (``askConfirmation``, showing what it will
+    install) and picks a build matching the GPU driver, or the CPU build. SimpleITK and numpy
+    are Slicer's own and are never pip-installed here.
+    """
+    if importlib.util.find_spec("torch") is not None:
+        return True
+    if importlib.util.find_spec("PyTorchUtils") is None:
+        slicer.util.errorDisplay(_(
+            "RRLSRN Super-Resolution needs PyTorch. Install the 'PyTorch' extension from the Extensions "
+            "Manager, restart Slicer, and click Super-resolve again."))
+        return False
+    import PyTorchUtils
+
+    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True)
+    return torch is not None
+
+
+#
+# RRLSRNSuperResLogic
+#
+
+
+class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
+    """Batch-usable facade over ``RRLSRNSuperResLib`` (no widget references)."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return RRLSRNSuperResParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def firstScalarVolume():
+        """First plain scalar volume of the scene (label maps and vector volumes are skipped)."""
+        volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+        return next((v for v in volumes if v.GetClassName() == "vtkMRMLScalarVolumeNode"), None)
+
+    @staticmethod
+    def brainSegmentationAvailable() -> bool:
+        return importlib.util.find_spec(f"{LIB_PACKAGE}.segmentation") is not None
+
+    @staticmethod
+    def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
+        """Why Super-resolve cannot run yet, or "" when it can."""
+        inputVolume = parameterNode.inputVolume
+        if not inputVolume:
+            return _("Select an input volume.")
+        if not inputVolume.GetImageData():
+            return _("The input volume has no voxels.")
+        if parameterNode.outputVolume is inputVolume:
+            return _("Choose an output other than the input (or 'Create new volume').")
+        if parameterNode.restrictToBrain and not parameterNode.brainSegmentation:
+            return _("Select or create a brain segmentation, or untick 'Restrict to the brain box'.")
+        return ""
+
+    @staticmethod
+    def describeSlicing(volumeNode, plane: str) -> str:
+        """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm"."""
+        from RRLSRNSuperResLib.geometry import slice_axis
+
+        spacing = volumeNode.GetSpacing()
+        dims = volumeNode.GetImageData().GetDimensions()
+        axis = slice_axis(spacing, plane, size=dims)
+        directions = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASDirectionMatrix(directions)
+        normal = [abs(directions.GetElement(row, axis)) for row in range(3)]
+        anatomical = ANATOMICAL_PLANES[int(np.argmax(normal))]
+        inPlane = [spacing[a] for a in range(3) if a != axis]
+        text = _("{count} {anatomical} slices along {axis}, in-plane {a:.4g} x {b:.4g} mm -> {c:.4g} x {d:.4g} mm")
+        return text.format(count=dims[axis], anatomical=anatomical, axis="IJK"[axis],
+                           a=inPlane[0], b=inPlane[1], c=inPlane[0] / 2, d=inPlane[1] / 2)
+
+    def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
+                batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
+                progress: Optional[Progress] = None):
+        """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
+
+        ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
+        automatic. ``brainSegmentation`` restricts the network to the brain's box. Raises
+        ``SuperResolutionCancelled`` when ``progress`` returns False (nothing is changed).
+        """
+        from RRLSRNSuperResLib import superresolve_volume_node
+
+        options = {"plane": plane, "batch_size": batchSize or None}
+        if keepInputType:
+            options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+        if brainSegmentation is not None:
+            options["mask_kji"] = self.brainMask(brainSegmentation, inputVolume)
+        output = superresolve_volume_node(inputVolume, outputVolume, device=device, progress=progress, **options)
+        logging.info(self.summary(output, device))
+        return output
+
+    @staticmethod
+    def brainMask(segmentationNode, referenceVolume) -> np.ndarray:
+        """The "Fetal brain" segment (or the only segment) as a KJI array on the reference grid."""
+        segmentation = segmentationNode.GetSegmentation()
+        segmentId = segmentation.GetSegmentIdBySegmentName(BRAIN_SEGMENT_NAME)
+        if not segmentId and segmentation.GetNumberOfSegments() == 1:
+            segmentId = segmentation.GetNthSegmentID(0)
+        if not segmentId:
+            raise ValueError(_("Segmentation '{name}' has no '{segment}' segment.").format(
+                name=segmentationNode.GetName(), segment=BRAIN_SEGMENT_NAME))
+        return slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolume) > 0
+
+    @staticmethod
+    def summary(outputVolume, requestedDevice: str) -> str:
+        """Status line from the provenance the adapter stores on the output node."""
+        from RRLSRNSuperResLib import mrml
+
+        usedDevice = outputVolume.GetAttribute(mrml.ATTRIBUTE_DEVICE) or "?"
+        seconds = float(outputVolume.GetAttribute(mrml.ATTRIBUTE_SECONDS) or 0)
+        lines = [_("'{name}' done in {seconds:.1f} s on {device}.").format(
+            name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper())]
+        if requestedDevice == "auto" and usedDevice == "cpu":
+            lines.append(_("Note: no working CUDA GPU was found, so the CPU was used (slower)."))
+        lines += [note for note in (outputVolume.GetAttribute(mrml.ATTRIBUTE_NOTES) or "").split("\n") if note]
+        return "\n".join(lines)
+
+    @staticmethod
+    def createBrainSegmentation(inputVolume):
+        from RRLSRNSuperResLib import create_brain_segmentation
+
+        return create_brain_segmentation(inputVolume)
+
+    @staticmethod
+    def openInSegmentEditor(segmentationNode, sourceVolume) -> None:
+        """Hand over to Segment Editor with the segmentation and its source volume selected."""
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(segmentationNode)
+        editor.setSourceVolumeNode(sourceVolume)
+
+
+#
+# RRLSRNSuperResTest
+#
+
+
+class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
+    """Bundled sample, simulated LR, CPU: geometry and a PSNR gain over cubic spline, in seconds."""
+
+    SLICES = 6
+    MARGIN_PIXELS = 8
+    MINIMUM_GAIN_DB = 0.5
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_superresolvesSimulatedLowResolutionSample()
+
+    def test_superresolvesSimulatedLowResolutionSample(self):
+        from RRLSRNSuperResLib import degrade, metrics
+
+        self.delayDisplay("Loading the bundled sample")
+        sample = slicer.util.loadVolume(resourcePath("SampleData", SAMPLE_FILE))
+        mask = slicer.util.arrayFromVolume(slicer.util.loadLabelVolume(resourcePath("SampleData", SAMPLE_MASK_FILE)))
+        box = self._brainBox(mask > 0)
+        hr = slicer.util.arrayFromVolume(sample)[box].astype(np.float32)
+        hrToRAS = self._croppedIJKToRAS(sample, box)
+
+        lrVoxels = degrade.downsample_slices(hr, "bicubic")  # slices along K: numpy axis 0
+        lrToRAS = hrToRAS.copy()
+        lrToRAS[:3, :2] *= 2.0
+        lrToRAS[:, 3] = hrToRAS @ [0.5, 0.5, 0.0, 1.0]  # LR pixel j is centred between HR pixels 2j and 2j+1
+        lr = slicer.util.addVolumeFromArray(lrVoxels, lrToRAS, "simulated LR")
+
+        self.delayDisplay("Super-resolving on the CPU")
+        output = RRLSRNSuperResLogic().process(lr, device="cpu")
+
+        np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(self._ijkToRAS(output)), hrToRAS, atol=1e-6)
+        sr = slicer.util.arrayFromVolume(output)
+        self.assertEqual(sr.shape, hr.shape)
+        cubic = np.stack([degrade.cubic_spline_upsample_slice(s) for s in lrVoxels])
+        region = metrics.evaluation_region(hr, mask[box] > 0)
+        peak = metrics.data_range(hr)
+        gain = metrics.psnr(hr, sr, region, peak) - metrics.psnr(hr, cubic, region, peak)
+        self.assertGreater(gain, self.MINIMUM_GAIN_DB)
+        self.delayDisplay(f"Test passed: {gain:.2f} dB over cubic spline, {RRLSRNSuperResLogic.summary(output, 'cpu')}")
+
+    def _brainBox(self, mask: np.ndarray) -> tuple[slice, slice, slice]:
+        """KJI slices: SLICES middle brain slices, the in-plane brain box plus a margin, even sizes."""
+        ks, js, is_ = (np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
+        start = (ks[0] + ks[-1]) // 2 - self.SLICES // 2
+        return (slice(start, start + self.SLICES),
+                self._evenRange(js, mask.shape[1]), self._evenRange(is_, mask.shape[2]))
+
+    def _evenRange(self, indices: np.ndarray, size: int) -> slice:
+        low = max(int(indices[0]) - self.MARGIN_PIXELS, 0)
+        high = min(int(indices[-1]) + 1 + self.MARGIN_PIXELS, size)
+        return slice(low, high - (high - low) % 2)
+
+    def _croppedIJKToRAS(self, volume, box: tuple[slice, slice, slice]) -> np.ndarray:
+        matrix = slicer.util.arrayFromVTKMatrix(self._ijkToRAS(volume))
+        matrix[:, 3] = matrix @ [box[2].start, box[1].start, box[0].start, 1.0]
+        return matrix
+
+    @staticmethod
+    def _ijkToRAS(volume) -> vtk.vtkMatrix4x4:
+        matrix = vtk.vtkMatrix4x4()
+        volume.GetIJKToRASMatrix(matrix)
+        return matrix

@@ -1,0 +1,29 @@
+"""RRLSRN x2 in-plane super-resolution of brain MRI stacks: the Slicer-free core package.
+
+The MRML entry points are resolved lazily (module ``__getattr__``), so ``import
+RRLSRNSuperResLib`` stays cheap and imports neither ``slicer`` nor ``torch``: the CLI, the
+tests and Slicer's generic module tests can import the package without those costs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY_EXPORTS = {
+    "superresolve_volume_node": "mrml",
+    "create_brain_segmentation": "segmentation",
+}
+
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY_EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{_LAZY_EXPORTS[name]}", __name__)
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

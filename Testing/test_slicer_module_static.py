@@ -1,0 +1,167 @@
+"""Static checks of the Slicer module, which cannot run here: .ui vs code, CMake vs files, imports.
+
+Slicer only reports these mistakes at run time (a missing widget, an unbound parameter) or at
+configure time (``slicerMacroBuildScriptedModule`` stops on a listed file that does not
+exist), so they are checked from the source text.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE_DIR = ROOT / "RRLSRNSuperRes"
+MODULE_FILE = MODULE_DIR / "RRLSRNSuperRes.py"
+UI_FILE = ROOT / "Resources" / "UI" / "RRLSRNSuperRes.ui"
+MODULE_CMAKE = MODULE_DIR / "CMakeLists.txt"
+LIB_DIR = MODULE_DIR / "RRLSRNSuperResLib"
+BUNDLED_RESOURCE_DIRS = ("Icons", "UI", "Models", "SampleData")
+
+# What the module file may import at module level: Slicer's own, light modules. torch, the
+# Lib and the scientific stack must be imported inside functions (generic tests, no torch).
+ALLOWED_TOP_LEVEL_IMPORTS = {
+    "__future__", "enum", "importlib", "logging", "os", "sys", "pathlib", "typing",
+    "numpy", "qt", "ctk", "vtk", "slicer",
+}
+WIDGETS_FOR_TYPES = {
+    "vtkMRMLScalarVolumeNode": "qMRMLNodeComboBox",
+    "vtkMRMLSegmentationNode": "qMRMLNodeComboBox",
+    "bool": "QCheckBox",
+    "int": "QSpinBox",
+}
+
+
+@cache
+def module_tree() -> ast.Module:
+    return ast.parse(MODULE_FILE.read_text(), filename=str(MODULE_FILE))
+
+
+@cache
+def ui_widgets() -> dict[str, ElementTree.Element]:
+    return {widget.get("name"): widget for widget in ElementTree.parse(UI_FILE).iter("widget")}
+
+
+def ui_parameter_bindings() -> dict[str, str]:
+    """SlicerParameterName -> class of the widget that carries it."""
+    bindings = {}
+    for widget in ui_widgets().values():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bindings[prop.findtext("string")] = widget.get("class")
+    return bindings
+
+
+def parameter_node_fields() -> dict[str, str]:
+    """Field name -> annotation source of the ``@parameterNodeWrapper`` class."""
+    for node in module_tree().body:
+        if isinstance(node, ast.ClassDef) and any(
+                isinstance(d, ast.Name) and d.id == "parameterNodeWrapper" for d in node.decorator_list):
+            return {item.target.id: ast.unparse(item.annotation)
+                    for item in node.body if isinstance(item, ast.AnnAssign)}
+    raise AssertionError("no @parameterNodeWrapper class in the module file")
+
+
+def enum_class_names() -> set[str]:
+    return {node.name for node in module_tree().body if isinstance(node, ast.ClassDef)
+            and any(ast.unparse(base) == "enum.Enum" for base in node.bases)}
+
+
+def cmake_list(name: str) -> list[str]:
+    text = MODULE_CMAKE.read_text()
+    match = re.search(rf"set\({name}\s+(.*?)\)", text, re.S)
+    assert match, f"{name} not set in {MODULE_CMAKE}"
+    entries = [line.split("#")[0].strip() for line in match.group(1).splitlines()]
+    return [entry.replace("${MODULE_NAME}", "RRLSRNSuperRes") for entry in entries if entry]
+
+
+def test_every_ui_attribute_the_code_uses_is_a_widget_in_the_ui_file():
+    used = {node.attr for node in ast.walk(module_tree())
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+    assert used, "the widget uses no self.ui.<name>: the parser missed them"
+    assert used - set(ui_widgets()) == set()
+
+
+def test_every_slicer_parameter_name_in_the_ui_is_a_parameter_node_field():
+    assert set(ui_parameter_bindings()) - set(parameter_node_fields()) == set()
+
+
+def test_bound_widgets_can_represent_their_field_types():
+    """Mirror of parameterNodeWrapper's GUI connectors: enums need QComboBox, and so on."""
+    fields, enums = parameter_node_fields(), enum_class_names()
+    for name, widget_class in ui_parameter_bindings().items():
+        annotation = fields[name]
+        base = "enum" if annotation in enums else re.sub(r"Annotated\[(\w+),.*", r"\1", annotation)
+        expected = "QComboBox" if base == "enum" else WIDGETS_FOR_TYPES[base]
+        assert widget_class == expected, f"{name}: {annotation} needs a {expected}, the .ui has a {widget_class}"
+
+
+def test_the_mask_section_is_laid_out_for_the_brain_mask_helper():
+    widgets = ui_widgets()
+    for name, widget_class in [("maskCollapsibleButton", "ctkCollapsibleButton"), ("createMaskButton", "QPushButton"),
+                               ("refineMaskButton", "QPushButton"), ("restrictToBrainCheckBox", "QCheckBox")]:
+        assert widgets[name].get("class") == widget_class
+
+
+def test_input_selector_lists_only_plain_scalar_volumes():
+    selector = ui_widgets()["inputSelector"]
+    properties = {prop.get("name"): prop for prop in selector.findall("property")}
+    assert [s.text for s in properties["nodeTypes"].iter("string")] == ["vtkMRMLScalarVolumeNode"]
+    assert properties["showChildNodeTypes"].findtext("bool") == "false"  # hides label maps and vector volumes
+
+
+def test_cmake_lists_the_module_file_and_every_lib_file_and_nothing_else():
+    listed = cmake_list("MODULE_PYTHON_SCRIPTS")
+    on_disk = {"RRLSRNSuperRes.py"} | {f"RRLSRNSuperResLib/{path.name}" for path in LIB_DIR.glob("*.py")}
+    assert len(listed) == len(set(listed)), "a file is listed twice"
+    assert {"not listed": sorted(on_disk - set(listed)), "listed, not on disk": sorted(set(listed) - on_disk)} == {
+        "not listed": [], "listed, not on disk": []}
+
+
+def test_cmake_resources_exist_and_cover_the_bundled_files():
+    listed = cmake_list("MODULE_PYTHON_RESOURCES")
+    missing = [entry for entry in listed if not (MODULE_DIR / entry).is_file()]
+    assert missing == []
+    bundled = {f"../Resources/{path.relative_to(ROOT / 'Resources').as_posix()}"
+               for folder in BUNDLED_RESOURCE_DIRS for path in (ROOT / "Resources" / folder).rglob("*")
+               if path.is_file() and not path.name.startswith(".")}
+    assert bundled - set(listed) == set()
+
+
+def test_resource_paths_named_in_the_module_exist():
+    constants = {node.targets[0].id: node.value.value for node in module_tree().body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                 and isinstance(node.targets[0], ast.Name)}
+    calls = [node for node in ast.walk(module_tree())
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "resourcePath"]
+    assert len(calls) >= 4
+    for call in calls:
+        parts = [arg.value if isinstance(arg, ast.Constant) else constants[arg.id] for arg in call.args]
+        assert (ROOT / "Resources").joinpath(*parts).is_file(), parts
+
+
+def test_module_level_imports_are_light():
+    """Generic tests load the module with --no-main-window and maybe no torch: import nothing heavy."""
+    imported = set()
+    for node in module_tree().body:
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, (ast.If, ast.Try)):
+            pytest.fail("conditional module-level code: keep imports unconditional and light")
+    assert imported - ALLOWED_TOP_LEVEL_IMPORTS == set()
+
+
+def test_module_file_passes_ruff():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", str(MODULE_FILE)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
