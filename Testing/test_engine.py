@@ -145,7 +145,9 @@ def test_bad_arrays_are_refused(voxels, message):
         superresolve(voxels, (1, 1, 1), device="cpu")
 
 
-def test_mask_on_another_grid_is_refused(sample_crop):
+def test_mask_on_another_grid_or_empty_is_refused(sample_crop):
     voxels, mask, spacing = sample_crop
     with pytest.raises(UserInputError, match="mask shape"):
         superresolve(voxels, spacing, device="cpu", mask_kji=mask[:, :-1])
+    with pytest.raises(UserInputError, match="empty"):
+        superresolve(voxels, spacing, device="cpu", mask_kji=np.zeros_like(mask))

@@ -206,3 +206,29 @@ def test_truncated_gzip_check_reads_whole_files(tmp_path):
     path.write_bytes(gzip.compress(raw)[:-9])
     with pytest.raises(UserInputError, match="truncated"):
         read_volume(path)
+
+
+def test_brain_mask_restricts_extracts_and_is_written_on_the_x2_grid(tmp_path):
+    size, spacing = (30, 34, 5), (1.0, 1.2, 3.0)
+    voxels = blob_volume(size, (14.0, 16.0, 2.0), (3.0, 3.0, 1.0))
+    source = write_image(tmp_path / "s.nii.gz", voxels, spacing, random_direction(np.random.default_rng(7)))
+    mask = np.zeros(voxels.shape, np.uint8)
+    mask[1:4, 10:22, 9:19] = 1
+    mask_path = write_image(tmp_path / "m.nii.gz", mask, spacing, sitk.ReadImage(str(source)).GetDirection())
+    out, mask_x2 = tmp_path / "o.nii.gz", tmp_path / "m2.nii.gz"
+    assert main(["superres", str(source), str(out), "--mask", str(mask_path), "--extract-brain",
+                 "--mask-output", str(mask_x2)]) == 0
+    result, upsampled_mask = sitk.ReadImage(str(out)), sitk.ReadImage(str(mask_x2))
+    assert upsampled_mask.GetSize() == result.GetSize() == (60, 68, 5)
+    np.testing.assert_allclose(upsampled_mask.GetOrigin(), result.GetOrigin())
+    array, inside = sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(upsampled_mask) > 0
+    assert inside.sum() == 4 * mask.sum()
+    assert (array[~inside] == 0).all() and array[inside].mean() > 100
+    np.testing.assert_allclose(physical_centroid(upsampled_mask, 0.0),
+                               physical_centroid(sitk.ReadImage(str(mask_path)), 0.0), atol=1e-6)
+
+
+def test_mask_options_need_a_mask(tmp_path, capsys):
+    source = write_image(tmp_path / "s.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--extract-brain"]) == 2
+    assert "need --mask" in capsys.readouterr().err

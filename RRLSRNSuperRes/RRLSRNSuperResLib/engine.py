@@ -81,12 +81,12 @@ def automatic_batch_size(device: torch.device, height: int, width: int) -> int:
     return max(1, min(_CPU_MAX_BATCH, int(2**31 // per_slice)))
 
 
-def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) -> Window | None:
-    """In-plane bounding box of the mask over all slices, plus a margin, clipped to the slice."""
+def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) -> Window:
+    """In-plane bounding box of the mask (S x H x W) over all slices, plus a margin, clipped."""
     rows = np.flatnonzero(mask_slices.any(axis=(0, 2)))
     cols = np.flatnonzero(mask_slices.any(axis=(0, 1)))
     if rows.size == 0:
-        return None
+        raise UserInputError("the brain mask is empty; compute or draw a mask that covers the brain")
     height, width = mask_slices.shape[1:]
     return Window(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height),
                   max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width))
@@ -159,7 +159,7 @@ def superresolve(
     output_slices = np.moveaxis(output, numpy_axis(axis), 0)
     window = Window(0, height, 0, width)
     if mask_kji is not None:
-        window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, numpy_axis(axis), 0)) or window
+        window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, numpy_axis(axis), 0))
         if window != Window(0, height, 0, width):
             for index in range(count):
                 output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))

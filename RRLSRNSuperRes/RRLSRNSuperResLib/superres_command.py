@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", type=Path,
                         help="brain mask on the input grid: only its box (plus a margin) is super-resolved, "
                              "the rest is cubic spline")
+    parser.add_argument("--extract-brain", action="store_true",
+                        help="with --mask: set voxels outside the brain to 0 in the output (paper Fig. 1a)")
+    parser.add_argument("--mask-output", type=Path, metavar="PATH",
+                        help="with --mask: also write the mask on the x2 grid (uint8 0/1)")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
     parser.add_argument("--output-type", choices=("float32", "input"), default="float32",
                         help="float32 keeps overshoot (default); 'input' rounds to the input's pixel type")
@@ -43,12 +47,17 @@ def read_mask(path: Path, volume) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from .engine import superresolve
+    from .masks import mask_to_x2_grid
     from .progress_bar import terminal_progress
     from .volume_io import check_output_path, read_volume, write_volume
 
     if args.batch is not None and args.batch < 1:
         raise UserInputError("--batch must be at least 1")
-    output = check_output_path(args.output, [args.input] + ([args.mask] if args.mask else []))
+    if (args.extract_brain or args.mask_output) and not args.mask:
+        raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)")
+    inputs = [args.input] + ([args.mask] if args.mask else [])
+    output = check_output_path(args.output, inputs)
+    mask_output = check_output_path(args.mask_output, inputs + [output]) if args.mask_output else None
     volume = read_volume(args.input, replace_nonfinite=args.replace_nonfinite)
     mask = read_mask(args.mask, volume) if args.mask else None
     # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
@@ -62,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
             output_dtype=volume.voxels.dtype if args.output_type == "input" else None))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
+    if mask is not None:
+        mask_x2 = mask_to_x2_grid(mask, results[0].slice_axis)
+        if args.extract_brain:
+            voxels = voxels * (mask_x2 if volume.components == 1 else mask_x2[..., None]).astype(voxels.dtype)
+        if mask_output:
+            write_volume(mask_output, mask_x2.astype(np.uint8), geometry)
     write_volume(output, voxels, geometry, components=volume.components)
     seconds = sum(r.seconds for r in results)
     print(f"wrote {output}: {geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
