@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from .devices import select_device
     from .engine import resolve_model, superresolve
     from .resources import sample_volume_path
-    from .superres_command import read_mask
-    from .volume_io import read_volume
+    from .volume_io import read_mask_on_grid, read_volume
 
     volume = read_volume(args.input or sample_volume_path())
     device = select_device(args.device)
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                "achieved_gflops": round(flops / seconds / 1e9, 2), "matmul_gflops": round(ceiling, 2),
                "fraction_of_matmul": round(flops / seconds / 1e9 / ceiling, 3)}
     if args.mask:
-        mask = read_mask(args.mask, volume)
+        mask = read_mask_on_grid(args.mask, volume)
 
         def box() -> None:
             superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,

@@ -23,11 +23,9 @@ SimpleITK and Slicer report them.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from itertools import product
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage

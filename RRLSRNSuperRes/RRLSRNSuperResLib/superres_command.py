@@ -33,23 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace NaN/Inf voxels by VALUE instead of refusing the file")
 
 
-def read_mask(path: Path, volume) -> np.ndarray:
-    """A 0/1 mask that must lie on the volume's grid (same size, spacing, origin, direction)."""
-    from .volume_io import read_volume
-
-    mask = read_volume(path)
-    if mask.voxels.shape != volume.voxels.shape[:3] or not np.allclose(
-            np.r_[mask.geometry.spacing, mask.geometry.origin, mask.geometry.direction],
-            np.r_[volume.geometry.spacing, volume.geometry.origin, volume.geometry.direction], atol=1e-3):
-        raise UserInputError(f"mask {path} is not on the input's voxel grid; resample it to the input first")
-    return mask.voxels > 0.5
-
-
 def run(args: argparse.Namespace) -> int:
     from .engine import superresolve
     from .masks import mask_to_x2_grid
     from .progress_bar import terminal_progress
-    from .volume_io import check_output_path, read_volume, write_volume
+    from .volume_io import check_output_path, read_mask_on_grid, read_volume, write_volume
 
     if args.batch is not None and args.batch < 1:
         raise UserInputError("--batch must be at least 1")
@@ -59,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, inputs)
     mask_output = check_output_path(args.mask_output, inputs + [output]) if args.mask_output else None
     volume = read_volume(args.input, replace_nonfinite=args.replace_nonfinite)
-    mask = read_mask(args.mask, volume) if args.mask else None
+    mask = read_mask_on_grid(args.mask, volume) if args.mask else None
     # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
     components = volume.voxels[..., None] if volume.components == 1 else volume.voxels
     results = []

@@ -8,14 +8,13 @@ so a failed or cancelled run never leaves a partial file.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import replace_atomically
 from .errors import UserInputError
 from .geometry import Geometry
 
@@ -142,6 +141,19 @@ def read_volume(path: Path | str, replace_nonfinite: float | None = None) -> Vol
     return Volume(voxels=voxels, geometry=geometry_of(image), components=image.GetNumberOfComponentsPerPixel())
 
 
+def read_mask_on_grid(path: Path | str, volume: Volume) -> np.ndarray:
+    """A brain mask (> 0.5) that must lie on the volume's grid (size, spacing, origin, direction)."""
+    mask = read_volume(path)
+    same_grid = mask.voxels.shape == volume.voxels.shape[:3] and np.allclose(
+        np.r_[mask.geometry.spacing, mask.geometry.origin, mask.geometry.direction],
+        np.r_[volume.geometry.spacing, volume.geometry.origin, volume.geometry.direction], atol=1e-3)
+    if not same_grid:
+        raise UserInputError(f"mask {path} ({'x'.join(map(str, mask.geometry.size))} voxels) is not on the grid of "
+                             f"its volume ({'x'.join(map(str, volume.geometry.size))}); give the mask drawn on "
+                             "that volume or resample it first")
+    return mask.voxels > 0.5
+
+
 def check_output_path(output: Path | str, inputs: list[Path | str]) -> Path:
     """Refuse an output that would overwrite an input or go into a missing folder."""
     output = Path(output)
@@ -156,11 +168,6 @@ def check_output_path(output: Path | str, inputs: list[Path | str]) -> Path:
     return output
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix
-
-
 def write_volume(path: Path | str, voxels: np.ndarray, geometry: Geometry, components: int = 1) -> None:
     """Write atomically: a temporary file beside ``path`` is renamed over it when complete."""
     import SimpleITK as sitk
@@ -170,11 +177,4 @@ def write_volume(path: Path | str, voxels: np.ndarray, geometry: Geometry, compo
     image.SetSpacing(geometry.spacing)
     image.SetOrigin(geometry.origin)
     image.SetDirection(geometry.direction)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
-    os.close(descriptor)
-    try:
-        sitk.WriteImage(image, temporary, useCompression=True)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda temporary: sitk.WriteImage(image, temporary, useCompression=True))

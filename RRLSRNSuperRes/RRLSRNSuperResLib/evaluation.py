@@ -1,0 +1,166 @@
+"""Simulated-LR evaluation: degrade an HR volume x2 in-plane, restore it three ways, score each.
+
+The comparison of DESIGN.md ("Evaluation conventions"): LR is simulated from HR with the
+bicubic or the k-space degradation, then brought back to the HR grid by cubic spline, by
+bicubic interpolation and by the model, and each is scored against HR with the masked PSNR
+and SSIM of ``metrics``. The model runs through ``engine.superresolve`` on the LR *volume*,
+the code path users run, with the whole slices and no mask (the normalisation the model was
+trained with), so the scores measure what ``rrlsrn superres`` delivers.
+
+Arrays are numpy; volumes are [k, j, i] (KJI), spacings IJK in mm. Internally the volume is
+handled as a stack ``S x H x W`` of slices along the acquisition's slice axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import torch
+
+from . import degrade, metrics
+from .errors import UserInputError
+from .geometry import numpy_axis, slice_axis
+
+METHODS = ("cubic_spline", "bicubic", "rrlsrn")
+BASELINES = ("cubic_spline", "bicubic")
+Progress = Callable[[float, str], Optional[bool]]
+DEGRADATION_DESCRIPTIONS = {
+    "bicubic": "torch interpolate x0.5, bicubic, antialias=True, align_corners=False, per slice",
+    "kspace": "central half of the 2D spectrum, +1/2 HR-pixel phase shift, real part of the inverse FFT, / 4",
+}
+METHOD_DESCRIPTIONS = {
+    "cubic_spline": "scipy.ndimage.zoom(lr, 2, order=3, mode='reflect', grid_mode=True) per slice",
+    "bicubic": "torch interpolate x2, bicubic, align_corners=False",
+    "rrlsrn": "engine.superresolve on the LR volume (whole slices, no mask)",
+}
+
+
+@dataclass
+class Comparison:
+    """HR, simulated LR and the three x2 estimates as ``S x H x W`` float32 stacks.
+
+    ``region`` is the boolean set of included pixels (``metrics.evaluation_region``);
+    ``slice_axis`` is the IJK axis the stacks were taken along (0=i, 1=j, 2=k).
+    """
+
+    hr: np.ndarray
+    lr: np.ndarray
+    estimates: Dict[str, np.ndarray]
+    region: np.ndarray
+    slice_axis: int
+    degradation: str
+    mask_given: bool
+    engine: dict = field(default_factory=dict)
+
+
+def conventions(degradation: str) -> dict:
+    """Everything a reader needs to reproduce the numbers: degradation, methods, metric rules."""
+    return {
+        "scale": 2,
+        "grid": "LR pixel j centred between HR pixels 2j and 2j+1 on both in-plane axes",
+        "degradation": degradation,
+        "degradation_definition": DEGRADATION_DESCRIPTIONS[degradation],
+        "methods": METHOD_DESCRIPTIONS,
+        "in_plane_crop": "HR in-plane sizes cropped to even (last row/column dropped)",
+        **metrics.conventions(),
+    }
+
+
+def model_identity(model: Path | str | None) -> dict:
+    """Which model file was scored (the bundled one when None), with its SHA256 to pin the numbers."""
+    from .model_io import sha256_of
+    from .resources import bundled_model_path
+
+    path = Path(model) if model is not None else bundled_model_path()
+    return {"path": str(path), "bundled": model is None, "sha256": sha256_of(path) if path.is_file() else None}
+
+
+def to_slices(volume_kji: np.ndarray, axis_ijk: int) -> np.ndarray:
+    """Slices along IJK ``axis_ijk`` first, in-plane sizes cropped to even: ``S x H x W``."""
+    return degrade.crop_to_even(np.moveaxis(np.asarray(volume_kji), numpy_axis(axis_ijk), 0))
+
+
+def lr_spacing(spacing_ijk: tuple[float, float, float], axis_ijk: int) -> tuple[float, float, float]:
+    """Spacing (IJK, mm) of the simulated LR volume: x2 on the two in-plane axes."""
+    return tuple(float(s) * (1.0 if axis == axis_ijk else 2.0) for axis, s in enumerate(spacing_ijk))
+
+
+def cubic_spline_baseline(lr_slices: np.ndarray) -> np.ndarray:
+    """Cubic spline x2 of every slice of an ``S x h x w`` stack."""
+    return np.stack([degrade.cubic_spline_upsample_slice(s) for s in lr_slices]).astype(np.float32)
+
+
+def bicubic_baseline(lr_slices: np.ndarray) -> np.ndarray:
+    """Bicubic x2 (``align_corners=False``) of every slice of an ``S x h x w`` stack."""
+    with torch.no_grad():
+        lr = torch.from_numpy(np.ascontiguousarray(lr_slices, dtype=np.float32))[:, None]
+        return degrade.bicubic_upsample(lr)[:, 0].numpy()
+
+
+def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int, *,
+                   model=None, device: str = "auto", progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+    """Run the engine on the LR volume (back in KJI order) and return its x2 slices and run facts."""
+    from .engine import superresolve
+
+    lr_kji = np.moveaxis(lr_slices, 0, numpy_axis(axis_ijk))
+    result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), plane="ijk"[axis_ijk], model=model,
+                          device=device, progress=progress)
+    if result.slice_axis != axis_ijk:
+        raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
+    facts = {"device": result.device, "seconds": round(result.seconds, 2), "notes": list(result.notes)}
+    return np.moveaxis(result.voxels, numpy_axis(axis_ijk), 0), facts
+
+
+def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float], mask_kji: np.ndarray | None = None,
+             degradation: str = "bicubic", model=None, device: str = "auto", plane: str = "auto",
+             progress: Progress | None = None) -> Comparison:
+    """Degrade HR x2 in-plane, restore it with both baselines and the model (see module docstring)."""
+    if degradation not in degrade.DEGRADATIONS:
+        raise UserInputError(f"unknown degradation {degradation!r}; choose one of {', '.join(degrade.DEGRADATIONS)}")
+    hr_voxels_kji = np.asarray(hr_voxels_kji)
+    if mask_kji is not None and np.shape(mask_kji) != hr_voxels_kji.shape:
+        raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {hr_voxels_kji.shape}")
+    axis = slice_axis(spacing_ijk, plane, size=hr_voxels_kji.shape[::-1])
+    hr = to_slices(hr_voxels_kji, axis).astype(np.float32)
+    mask = None if mask_kji is None else to_slices(np.asarray(mask_kji) > 0.5, axis)
+    lr = degrade.downsample_slices(hr, degradation)
+    rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, model=model, device=device, progress=progress)
+    estimates = {"cubic_spline": cubic_spline_baseline(lr), "bicubic": bicubic_baseline(lr), "rrlsrn": rrlsrn}
+    return Comparison(hr=hr, lr=lr, estimates=estimates, region=metrics.evaluation_region(hr, mask),
+                      slice_axis=axis, degradation=degradation, mask_given=mask is not None, engine=engine)
+
+
+def score(comparison: Comparison) -> dict:
+    """PSNR (dB) and SSIM of each method against HR, and the model's gains over the baselines."""
+    peak = metrics.data_range(comparison.hr)
+    region = comparison.region
+    psnr = {name: metrics.psnr(comparison.hr, comparison.estimates[name], region, peak) for name in METHODS}
+    ssim = {name: metrics.ssim(comparison.hr, comparison.estimates[name], region, peak) for name in METHODS}
+    return {
+        "slice_axis": "ijk"[comparison.slice_axis],
+        "evaluated_shape_shw": list(comparison.hr.shape),
+        "degradation": comparison.degradation,
+        "region": "dilated brain mask" if comparison.mask_given else "Otsu foreground",
+        "data_range": peak,
+        "included_slices": int(region.any(axis=(1, 2)).sum()),
+        "included_pixels": int(region.sum()),
+        "psnr": psnr,
+        "ssim": ssim,
+        "psnr_gain_db": {f"over_{name}": psnr["rrlsrn"] - psnr[name] for name in BASELINES},
+        "ssim_gain": {f"over_{name}": ssim["rrlsrn"] - ssim[name] for name in BASELINES},
+        "engine": comparison.engine,
+    }
+
+
+def evaluate_volume(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
+                    mask_kji: np.ndarray | None = None, degradation: str = "bicubic", model=None,
+                    device: str = "auto", plane: str = "auto", progress: Progress | None = None) -> dict:
+    """Simulated-LR scores of one HR volume (KJI voxels, IJK spacing in mm); see ``score``.
+
+    ``mask_kji`` (same shape, > 0.5 is brain) selects the region, else the Otsu foreground.
+    Use ``simulate`` and ``score`` separately to keep the image stacks (e.g. for a figure).
+    """
+    return score(simulate(hr_voxels_kji, spacing_ijk, mask_kji, degradation, model, device, plane, progress))
