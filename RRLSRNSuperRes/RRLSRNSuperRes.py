@@ -41,7 +41,6 @@ SAMPLE_CATEGORY = "RRLSRNSuperRes"
 SAMPLE_NAME = "FetalBrainT2Stack"
 SAMPLE_FILE = "sub-01_run-1_T2w.nii.gz"
 SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
-BRAIN_SEGMENT_NAME = "Fetal brain"
 ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
 
 Progress = Callable[[float, str], Optional[bool]]
@@ -151,6 +150,9 @@ class RRLSRNSuperResParameterNode:
     outputVolume - where the result goes; None creates a new volume named after the input.
     plane, device, batchSize (0 = automatic), outputType - engine options.
     brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
+
+    The optional seed point list of "Create brain mask" (``seedSelector``) is read when the
+    button is clicked and is not part of the saved state.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -194,13 +196,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.createMaskButton.connect("clicked(bool)", self.onCreateMaskButton)
         self.ui.refineMaskButton.connect("clicked(bool)", self.onRefineMaskButton)
         self.ui.progressBar.hide()
-        self._setUpMaskSection()
         self.initializeParameterNode()
-
-    def _setUpMaskSection(self) -> None:
-        if not self.logic.brainSegmentationAvailable():
-            self.ui.maskCollapsibleButton.enabled = False
-            self.ui.maskCollapsibleButton.toolTip = _("The brain mask helper is not installed with this version.")
 
     def cleanup(self) -> None:
         self.removeObservers()
@@ -277,7 +273,6 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = running
         if not running:
-            self._setUpMaskSection()
             self._checkCanApply()
 
     def _onProgress(self, fraction: float, message: str) -> bool:
@@ -310,7 +305,11 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     return
                 self._parameterNode.outputVolume = output
                 slicer.util.setSliceViewerLayers(background=output, fit=True)
-                self.ui.statusLabel.text = self.logic.summary(output, self._parameterNode.device.value)
+                status = self.logic.summary(output, self._parameterNode.device.value)
+                brainMask = self.logic.brainMaskLabelmap(output) if self._parameterNode.restrictToBrain else None
+                if brainMask:
+                    status += "\n" + _("Brain mask on the x2 grid: '{name}'.").format(name=brainMask.GetName())
+                self.ui.statusLabel.text = status
         finally:
             self._setRunning(False)
 
@@ -329,13 +328,15 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCreateMaskButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Creating the brain mask failed."), waitCursor=True):
-            segmentation = self.logic.createBrainSegmentation(self._parameterNode.inputVolume)
+            segmentation = self.logic.createBrainSegmentation(self._parameterNode.inputVolume,
+                                                              self.ui.seedSelector.currentNode())
             self._parameterNode.brainSegmentation = segmentation
             self.ui.statusLabel.text = _("Brain mask created; check it and refine it in Segment Editor if needed.")
 
     def onRefineMaskButton(self) -> None:
         node = self._parameterNode
-        self.logic.openInSegmentEditor(node.brainSegmentation, node.inputVolume)
+        with slicer.util.tryWithErrorDisplay(_("Opening Segment Editor failed.")):
+            self.logic.openInSegmentEditor(node.brainSegmentation, node.inputVolume)
 
 
 def ensureTorch() -> bool:
@@ -380,10 +381,6 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         return next((v for v in volumes if v.GetClassName() == "vtkMRMLScalarVolumeNode"), None)
 
     @staticmethod
-    def brainSegmentationAvailable() -> bool:
-        return importlib.util.find_spec(f"{LIB_PACKAGE}.segmentation") is not None
-
-    @staticmethod
     def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
         """Why Super-resolve cannot run yet, or "" when it can."""
         inputVolume = parameterNode.inputVolume
@@ -420,31 +417,31 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
 
         ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
-        automatic. ``brainSegmentation`` restricts the network to the brain's box. Raises
-        ``SuperResolutionCancelled`` when ``progress`` returns False (nothing is changed).
+        automatic. ``brainSegmentation`` restricts the network to the brain's box, and its brain
+        segment is then also written as a label map on the output's x2 grid
+        (``brainMaskLabelmap(output)``). Raises ``SuperResolutionCancelled`` when ``progress``
+        returns False (nothing is changed).
         """
         from RRLSRNSuperResLib import superresolve_volume_node
+        from RRLSRNSuperResLib.segmentation import brain_mask_on_volume, brain_mask_on_volume_as_labelmap
 
         options = {"plane": plane, "batch_size": batchSize or None}
         if keepInputType:
             options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:
-            options["mask_kji"] = self.brainMask(brainSegmentation, inputVolume)
+            options["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
         output = superresolve_volume_node(inputVolume, outputVolume, device=device, progress=progress, **options)
+        if brainSegmentation is not None:
+            brain_mask_on_volume_as_labelmap(brainSegmentation, output)
         logging.info(self.summary(output, device))
         return output
 
     @staticmethod
-    def brainMask(segmentationNode, referenceVolume) -> np.ndarray:
-        """The "Fetal brain" segment (or the only segment) as a KJI array on the reference grid."""
-        segmentation = segmentationNode.GetSegmentation()
-        segmentId = segmentation.GetSegmentIdBySegmentName(BRAIN_SEGMENT_NAME)
-        if not segmentId and segmentation.GetNumberOfSegments() == 1:
-            segmentId = segmentation.GetNthSegmentID(0)
-        if not segmentId:
-            raise ValueError(_("Segmentation '{name}' has no '{segment}' segment.").format(
-                name=segmentationNode.GetName(), segment=BRAIN_SEGMENT_NAME))
-        return slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolume) > 0
+    def brainMaskLabelmap(volume):
+        """The brain mask label map written on this volume's grid by ``process``, or None."""
+        from RRLSRNSuperResLib.segmentation import BRAIN_MASK_REFERENCE_ROLE
+
+        return volume.GetNodeReference(BRAIN_MASK_REFERENCE_ROLE)
 
     @staticmethod
     def summary(outputVolume, requestedDevice: str) -> str:
@@ -461,18 +458,31 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         return "\n".join(lines)
 
     @staticmethod
-    def createBrainSegmentation(inputVolume):
-        from RRLSRNSuperResLib import create_brain_segmentation
+    def createBrainSegmentation(inputVolume, seedPoints=None):
+        """Add a "Fetal brain" segmentation of ``inputVolume``, initialised automatically.
 
-        return create_brain_segmentation(inputVolume)
+        ``seedPoints`` is an optional point list (``vtkMRMLMarkupsFiducialNode``) whose first
+        point lies inside the brain; without it, or while it has no point, the field-of-view
+        centre is the seed.
+        """
+        from RRLSRNSuperResLib.segmentation import create_brain_segmentation, markups_seed_ras
+
+        return create_brain_segmentation(inputVolume, seed_ras=markups_seed_ras(seedPoints, inputVolume))
 
     @staticmethod
     def openInSegmentEditor(segmentationNode, sourceVolume) -> None:
-        """Hand over to Segment Editor with the segmentation and its source volume selected."""
+        """Hand over to Segment Editor with the segmentation, its source volume and the brain segment selected."""
+        from RRLSRNSuperResLib.segmentation import brain_segment_id
+
+        segmentId = brain_segment_id(segmentationNode)
         slicer.util.selectModule("SegmentEditor")
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(segmentationNode)
-        editor.setSourceVolumeNode(sourceVolume)
+        if hasattr(editor, "setSourceVolumeNode"):
+            editor.setSourceVolumeNode(sourceVolume)
+        else:  # releases before Slicer 5.2 call the source volume "master volume"
+            editor.setMasterVolumeNode(sourceVolume)
+        editor.setCurrentSegmentID(segmentId)
 
 
 #

@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 import slicer
 import slicer.util
+import vtk
+from RRLSRNSuperResLib.errors import UserInputError
 from RRLSRNSuperResLib.geometry import upsampled_geometry
 from RRLSRNSuperResLib.masks import dice, fetal_brain_mask, mask_to_x2_grid
 from RRLSRNSuperResLib.mrml import apply_geometry, geometry_from_node
 from RRLSRNSuperResLib.resources import sample_volume_path
-from RRLSRNSuperResLib.segmentation import SEGMENT_NAME, create_brain_segmentation, segment_mask_on_volume
+from RRLSRNSuperResLib.segmentation import (
+    BRAIN_MASK_LABEL,
+    SEGMENT_NAME,
+    brain_mask_on_volume,
+    brain_mask_on_volume_as_labelmap,
+    brain_segment_id,
+    create_brain_segmentation,
+    markups_seed_ras,
+    segment_mask_on_volume,
+)
 from RRLSRNSuperResLib.volume_io import read_volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -59,6 +70,16 @@ def test_segmentation_has_the_fetal_brain_segment_referencing_the_input(seg_samp
     assert node.GetScene().GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode") == 0
 
 
+def test_reading_a_mask_back_leaves_no_node_in_the_scene(seg_sample_node):
+    """The export adds a display node and a colour table to its scratch label map: all are removed."""
+    node, _ = seg_sample_node
+    segmentation_node = create_brain_segmentation(node)
+    scene = node.GetScene()
+    before = [scene.GetNthNode(n).GetID() for n in range(scene.GetNumberOfNodes())]
+    brain_mask_on_volume(segmentation_node, node)
+    assert [scene.GetNthNode(n).GetID() for n in range(scene.GetNumberOfNodes())] == before
+
+
 def test_segment_exported_on_the_x2_volume_is_the_mask_on_the_x2_grid(seg_sample_node):
     node, mask = seg_sample_node
     segmentation_node = create_brain_segmentation(node)
@@ -78,3 +99,98 @@ def test_seed_in_ras_gives_the_same_brain(seg_sample_node):
     segmentation_node = create_brain_segmentation(node, seed_ras=seed_ras)
     segment_id = segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(SEGMENT_NAME)
     assert dice(segment_mask_on_volume(segmentation_node, segment_id, node), mask) > 0.9
+
+
+def add_x2_volume(node, name="x2"):
+    """An empty volume on the x2 grid of ``node`` (slices along K), as the adapter writes it."""
+    geometry = upsampled_geometry(geometry_from_node(node), axis=2)
+    upsampled = node.GetScene().AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    slicer.util.updateVolumeFromArray(upsampled, np.zeros(tuple(reversed(geometry.size)), np.float32))
+    apply_geometry(upsampled, geometry)
+    return upsampled
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def test_brain_segment_is_found_by_name_among_others(seg_sample_node):
+    node, _ = seg_sample_node
+    segmentation_node = create_brain_segmentation(node)
+    brain = segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(SEGMENT_NAME)
+    segmentation_node.GetSegmentation().AddEmptySegment("", "Ventricles")
+    assert brain_segment_id(segmentation_node) == brain
+
+
+def test_the_only_segment_is_taken_as_the_brain_whatever_its_name(seg_scene):
+    segmentation_node = seg_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "drawn")
+    only = segmentation_node.GetSegmentation().AddEmptySegment("", "Segment_1")
+    assert brain_segment_id(segmentation_node) == only
+
+
+@pytest.mark.parametrize("names", [(), ("Ventricles", "Skull")])
+def test_no_brain_segment_is_a_user_error_naming_the_segmentation(seg_scene, names):
+    segmentation_node = seg_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "drawn")
+    for name in names:
+        segmentation_node.GetSegmentation().AddEmptySegment("", name)
+    with pytest.raises(UserInputError, match="'drawn' has no 'Fetal brain' segment"):
+        brain_segment_id(segmentation_node)
+
+
+def test_brain_mask_labelmap_on_the_x2_volume_has_its_grid_and_the_x2_mask(seg_sample_node):
+    node, mask = seg_sample_node
+    segmentation_node = create_brain_segmentation(node)
+    upsampled = add_x2_volume(node)
+    labelmap = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled)
+    assert labelmap.IsA("vtkMRMLLabelMapVolumeNode")
+    assert labelmap.GetName() == "x2 brain mask"
+    np.testing.assert_array_equal(ijk_to_ras(labelmap), ijk_to_ras(upsampled))
+    voxels = slicer.util.arrayFromVolume(labelmap)
+    assert voxels.shape == slicer.util.arrayFromVolume(upsampled).shape
+    np.testing.assert_array_equal(voxels, mask_to_x2_grid(mask, slice_axis=2) * BRAIN_MASK_LABEL)
+    assert labelmap.GetDisplayNode() is not None
+
+
+def test_brain_mask_labelmap_is_updated_not_duplicated_on_a_second_run(seg_sample_node):
+    node, mask = seg_sample_node
+    segmentation_node = create_brain_segmentation(node)
+    upsampled = add_x2_volume(node)
+    first = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled)
+    slicer.util.updateVolumeFromArray(first, np.zeros_like(slicer.util.arrayFromVolume(first)))
+    second = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled)
+    assert second is first
+    assert node.GetScene().GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode") == 1
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(second), mask_to_x2_grid(mask, slice_axis=2))
+
+
+def test_masks_stay_on_the_volumes_under_a_parent_transform(seg_sample_node):
+    node, mask = seg_sample_node
+    scene = node.GetScene()
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "scanner to atlas")
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(
+        np.array([[0.0, -1.0, 0.0, 5.0], [1.0, 0.0, 0.0, -12.0], [0.0, 0.0, 1.0, 30.0], [0.0, 0.0, 0.0, 1.0]])))
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    segmentation_node = create_brain_segmentation(node)
+    np.testing.assert_array_equal(brain_mask_on_volume(segmentation_node, node), mask)
+    upsampled = add_x2_volume(node)
+    upsampled.SetAndObserveTransformNodeID(transform.GetID())
+    labelmap = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled, name="mask x2")
+    assert labelmap.GetName() == "mask x2"
+    assert labelmap.GetTransformNodeID() == transform.GetID()
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(labelmap), mask_to_x2_grid(mask, slice_axis=2))
+
+
+def test_markups_seed_is_the_first_point_in_the_volumes_own_frame(seg_scene):
+    volume = seg_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "stack")
+    transform = seg_scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "to world")
+    to_world = np.array([[0.0, -1.0, 0.0, 5.0], [1.0, 0.0, 0.0, -12.0], [0.0, 0.0, 1.0, 30.0], [0.0, 0.0, 0.0, 1.0]])
+    transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(to_world))
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    points = seg_scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "seed")
+    assert markups_seed_ras(points, volume) is None
+    points.AddControlPointWorld(vtk.vtkVector3d(10.0, 20.0, 40.0))
+    points.AddControlPointWorld(vtk.vtkVector3d(-50.0, 0.0, 0.0))
+    local = markups_seed_ras(points, volume)
+    np.testing.assert_allclose(to_world @ np.append(local, 1.0), [10.0, 20.0, 40.0, 1.0], atol=1e-9)

@@ -7,22 +7,32 @@ caller registers ``vtkSlicerSegmentationsModuleLogic`` with the scene once, as S
 start-up, so the representation converters exist). ``slicer.util``'s segment array helpers
 are not used because they reach for ``slicer.modules`` and the global scene.
 
+The segmentation node itself displays on any grid (Slicer resamples it for each view); the
+brain mask is also written as a label map on the super-resolved volume's grid
+(:func:`brain_mask_on_volume_as_labelmap`) for export, statistics or as a mask elsewhere.
+
 Arrays are numpy [k, j, i] (KJI) on the reference volume's grid.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import slicer
 import vtk
 from slicer.util import arrayFromVolume, updateVolumeFromArray
 
+from .errors import UserInputError
 from .masks import fetal_brain_mask
-from .mrml import check_scalar_volume
+from .mrml import check_scalar_volume, place_beside
 
 SEGMENT_NAME = "Fetal brain"
+BRAIN_MASK_LABEL = 1
+# Node reference from a volume to the label map of the brain mask on its grid, so a second
+# super-resolution into the same output updates that label map instead of adding another.
+BRAIN_MASK_REFERENCE_ROLE = "RRLSRN.BrainMask"
 SEGMENT_COLOR = (0.98, 0.82, 0.56)  # warm light orange: visible over grey T2 and over bright fluid
 # DICOM/SNOMED code for "Brain" in Slicer's general anatomy terminology, so Segment Editor and
 # DICOM SEG export label the segment with a standard anatomical term.
@@ -70,29 +80,94 @@ def _ras_to_ijk(volume_node: Any, ras: Sequence[float]) -> np.ndarray:
     return np.asarray(point[:3])
 
 
-def _temporary_labelmap(reference_volume_node: Any) -> Any:
-    """A labelmap node on the reference volume's grid (IJKToRAS copied), added to its scene."""
+def brain_segment_id(segmentation_node: Any) -> str:
+    """ID of the "Fetal brain" segment, or of the only segment when none has that name.
+
+    Raises
+    ------
+    UserInputError
+        No segment is named "Fetal brain" and the segmentation does not have exactly one segment.
+    """
+    segmentation = segmentation_node.GetSegmentation()
+    segment_id = segmentation.GetSegmentIdBySegmentName(SEGMENT_NAME)
+    if not segment_id and segmentation.GetNumberOfSegments() == 1:
+        segment_id = segmentation.GetNthSegmentID(0)
+    if not segment_id:
+        raise UserInputError(
+            f"segmentation '{segmentation_node.GetName()}' has no '{SEGMENT_NAME}' segment and "
+            f"{segmentation.GetNumberOfSegments()} segments, so none can be taken as the brain; "
+            f"name the brain segment '{SEGMENT_NAME}'")
+    return segment_id
+
+
+def markups_seed_ras(markups_node: Any, volume_node: Any) -> np.ndarray | None:
+    """First control point of a point list, in the volume's own RAS frame (mm), or None.
+
+    Markups are placed in world coordinates; :func:`create_brain_segmentation` takes the seed
+    before the volume's parent transform, so the point is mapped from world into that frame.
+    Returns None when the list has no point yet.
+    """
+    if markups_node is None or markups_node.GetNumberOfControlPoints() == 0:
+        return None
+    world = [0.0, 0.0, 0.0]
+    markups_node.GetNthControlPointPositionWorld(0, world)
+    world_to_volume = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(None, volume_node.GetParentTransformNode(), world_to_volume)
+    return np.asarray(world_to_volume.TransformPoint(world))
+
+
+def _add_labelmap_on_grid(reference_volume_node: Any, name: str) -> Any:
+    """A labelmap node on the reference volume's grid, added to its scene.
+
+    It copies the IJKToRAS and observes the same parent transform: the segmentations logic
+    maps between the labelmap's and the segmentation's world frames, so a labelmap without
+    the reference's transform would put the mask in the wrong place under a transform.
+    """
     scene = reference_volume_node.GetScene()
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName("__mask_transfer__"))
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name)
     matrix = vtk.vtkMatrix4x4()
     reference_volume_node.GetIJKToRASMatrix(matrix)
     labelmap.SetIJKToRASMatrix(matrix)
+    labelmap.SetAndObserveTransformNodeID(reference_volume_node.GetTransformNodeID())
     return labelmap
+
+
+@contextmanager
+def _scratch_labelmap(reference_volume_node: Any) -> Iterator[Any]:
+    """A labelmap on the reference grid that leaves nothing in the scene after the block.
+
+    The segmentations logic's export gives the labelmap a display node and a new colour table
+    ("<segmentation name>_ColorTable"); both are removed with the labelmap, so reading a mask
+    back (once per super-resolution) does not pile nodes up in the user's scene.
+    """
+    scene = reference_volume_node.GetScene()
+    colours_before = {node.GetID() for node in _nodes_by_class(scene, "vtkMRMLColorNode")}
+    labelmap = _add_labelmap_on_grid(reference_volume_node, scene.GenerateUniqueName("__mask_transfer__"))
+    try:
+        yield labelmap
+    finally:
+        display_nodes = [labelmap.GetNthDisplayNode(n) for n in range(labelmap.GetNumberOfDisplayNodes())]
+        added_colours = [node for node in _nodes_by_class(scene, "vtkMRMLColorNode")
+                         if node.GetID() not in colours_before]
+        for node in [labelmap, *display_nodes, *added_colours]:
+            if node is not None:
+                scene.RemoveNode(node)
+
+
+def _nodes_by_class(scene: Any, class_name: str) -> list[Any]:
+    return [scene.GetNthNodeByClass(n, class_name) for n in range(scene.GetNumberOfNodesByClass(class_name))]
 
 
 def set_segment_mask(segmentation_node: Any, segment_id: str, mask_kji: np.ndarray,
                      reference_volume_node: Any) -> None:
     """Replace a segment's voxels by a 0/1 mask on the reference volume's grid (numpy KJI)."""
-    labelmap = _temporary_labelmap(reference_volume_node)
-    try:
+    with _scratch_labelmap(reference_volume_node) as labelmap:
         updateVolumeFromArray(labelmap, (np.asarray(mask_kji) > 0).astype(np.uint8))
         segment_ids = vtk.vtkStringArray()
         segment_ids.InsertNextValue(segment_id)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
                 labelmap, segmentation_node, segment_ids):
             raise RuntimeError(f"could not import the mask into segment {segment_id!r}")
-    finally:
-        reference_volume_node.GetScene().RemoveNode(labelmap)
 
 
 def segment_mask_on_volume(segmentation_node: Any, segment_id: str, reference_volume_node: Any) -> np.ndarray:
@@ -101,13 +176,53 @@ def segment_mask_on_volume(segmentation_node: Any, segment_id: str, reference_vo
     The segmentations logic resamples the segment onto the reference geometry (nearest
     neighbour), so passing the super-resolved volume gives the mask on the x2 grid.
     """
-    labelmap = _temporary_labelmap(reference_volume_node)
-    try:
+    with _scratch_labelmap(reference_volume_node) as labelmap:
         segment_ids = vtk.vtkStringArray()
         segment_ids.InsertNextValue(segment_id)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
                 segmentation_node, segment_ids, labelmap, reference_volume_node):
             raise RuntimeError(f"could not export segment {segment_id!r} onto {reference_volume_node.GetName()}")
         return (arrayFromVolume(labelmap) > 0).astype(np.uint8)
-    finally:
-        reference_volume_node.GetScene().RemoveNode(labelmap)
+
+
+def brain_mask_on_volume(segmentation_node: Any, reference_volume_node: Any) -> np.ndarray:
+    """The brain segment (:func:`brain_segment_id`) as a 0/1 uint8 array (KJI) on the reference grid."""
+    return segment_mask_on_volume(segmentation_node, brain_segment_id(segmentation_node), reference_volume_node)
+
+
+def brain_mask_on_volume_as_labelmap(segmentation_node: Any, reference_volume_node: Any,
+                                     name: str | None = None) -> Any:
+    """The brain mask as a label map (brain = 1) on a volume's grid, e.g. the x2 output.
+
+    The label map has the reference's IJKToRAS and voxel count, observes the reference's
+    parent transform and sits beside it in the subject hierarchy. The reference keeps a node
+    reference (role ``BRAIN_MASK_REFERENCE_ROLE``) to it: called again for the same volume
+    (a second run into the same output) it updates that label map instead of adding one.
+
+    Parameters
+    ----------
+    segmentation_node : segmentation holding the brain segment (:func:`brain_segment_id`).
+    reference_volume_node : volume whose grid the label map takes, in the segmentation's scene.
+    name : name of a new label map; default ``"<reference name> brain mask"``.
+
+    Returns
+    -------
+    The ``vtkMRMLLabelMapVolumeNode``.
+    """
+    mask = brain_mask_on_volume(segmentation_node, reference_volume_node)
+    labelmap = reference_volume_node.GetNodeReference(BRAIN_MASK_REFERENCE_ROLE)
+    if labelmap is None or not labelmap.IsA("vtkMRMLLabelMapVolumeNode"):
+        scene = reference_volume_node.GetScene()
+        labelmap = _add_labelmap_on_grid(
+            reference_volume_node, name or scene.GenerateUniqueName(f"{reference_volume_node.GetName()} brain mask"))
+        labelmap.CreateDefaultDisplayNodes()
+        reference_volume_node.SetNodeReferenceID(BRAIN_MASK_REFERENCE_ROLE, labelmap.GetID())
+    disabled = labelmap.StartModify()
+    matrix = vtk.vtkMatrix4x4()
+    reference_volume_node.GetIJKToRASMatrix(matrix)
+    labelmap.SetIJKToRASMatrix(matrix)
+    updateVolumeFromArray(labelmap, mask * np.uint8(BRAIN_MASK_LABEL))
+    labelmap.SetAndObserveTransformNodeID(reference_volume_node.GetTransformNodeID())  # may have changed
+    labelmap.EndModify(disabled)
+    place_beside(reference_volume_node, labelmap)
+    return labelmap
