@@ -67,6 +67,18 @@ def test_brain_box_restriction_equals_full_run_inside_the_box(sample_crop):
     assert not np.allclose(boxed.voxels, full.voxels), "outside the box should be cubic spline, not the network"
 
 
+def test_a_box_at_the_slice_edge_equals_the_full_run_too(sample_crop):
+    voxels, _, spacing = sample_crop
+    corner = np.zeros(voxels.shape, bool)
+    corner[:, :30, -25:] = True
+    full = superresolve(voxels, spacing, device="cpu").voxels
+    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=corner).voxels
+    window = brain_window(corner)
+    assert window.top == 0 and window.right == voxels.shape[2]
+    inside = (slice(None), slice(0, 2 * window.bottom), slice(2 * window.left, None))
+    np.testing.assert_allclose(boxed[inside], full[inside], atol=1e-3 * np.ptp(voxels))
+
+
 def test_tiles_are_seamless(sample_crop, mrml_tiny_model_path):
     model = torch.jit.load(str(mrml_tiny_model_path))
     slices = (sample_crop[0][:2] / 500.0).astype(np.float32)

@@ -166,8 +166,8 @@ def superresolve(
 
     done = 0
     runner = SliceRunner(network, torch_device, halo, report=lambda message: report(done / count, message))
-    batch = batch_size or automatic_batch_size(torch_device, window.bottom - window.top + 2 * halo,
-                                               window.right - window.left + 2 * halo)
+    batch = batch_size or automatic_batch_size(torch_device, min(window.bottom - window.top + 2 * halo, height),
+                                               min(window.right - window.left + 2 * halo, width))
     report(0.0, f"super-resolving {count} slices on {torch_device.type}")
     with _deterministic(torch_device):
         while done < count:

@@ -1,10 +1,11 @@
 """Running the network on batches of 2D slices: edge padding, tiles, out-of-memory fallback.
 
-Every call goes through one mechanism: a *window* of the (edge-padded) LR slice with a halo
-of at least the network's receptive field is run and the halo is cut from the output. A
-whole slice is one window; a brain box or a tile is a smaller one. Because the halo covers
-the receptive field, windows are seamless: tiled or box-restricted output equals the
-whole-slice output inside the window (to float tolerance).
+Every call goes through one mechanism: the slice is edge-padded by ``EDGE_PAD`` pixels (reflect),
+a *window* of it with a halo of the network's receptive field (clipped to the padded slice) is
+run and the halo is cut from the output. A whole slice is one window; a brain box or a tile is
+a smaller one. Each output pixel therefore sees the same input whatever the window, so windows
+are seamless: tiled or box-restricted output equals the whole-slice output inside the window
+(to float tolerance), while a whole slice pays for only ``EDGE_PAD`` extra pixels a side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 _PROBE_SIDE = 64
+EDGE_PAD = 8  # reflected LR pixels around each slice: context for the border pixels
 _MAX_TILE_SPLITS = 3  # tiles of 1/2, 1/4, 1/8 of the slice side before giving up on the GPU
 
 
@@ -111,16 +113,24 @@ class SliceRunner:
         return output
 
     def _run_window(self, slices: np.ndarray, window: Window) -> np.ndarray:
-        """Pad the slice edges (reflect), cut the window with its halo, run, cut the halo off."""
-        h = self.halo
+        """Pad the slice edges, cut the window with its (clipped) halo, run, cut the halo off."""
+        pad = EDGE_PAD
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32))[:, None]
-            mode = "reflect" if min(batch.shape[-2:]) > h else "replicate"
-            padded = F.pad(batch, (h, h, h, h), mode=mode)
-            crop = padded[..., window.top: window.bottom + 2 * h, window.left: window.right + 2 * h]
-            crop = crop.to(self.device).contiguous(memory_format=torch.channels_last)
-            output = self.model(crop)[..., 2 * h: -2 * h, 2 * h: -2 * h]
-            return output[:, 0].float().cpu().numpy()
+            mode = "reflect" if min(batch.shape[-2:]) > pad else "replicate"
+            padded = F.pad(batch, (pad, pad, pad, pad), mode=mode)
+            rows = _with_halo(window.top + pad, window.bottom + pad, self.halo, padded.shape[-2])
+            cols = _with_halo(window.left + pad, window.right + pad, self.halo, padded.shape[-1])
+            crop = padded[..., rows[0]: rows[1], cols[0]: cols[1]]
+            output = self.model(crop.to(self.device).contiguous(memory_format=torch.channels_last))
+            top, left = 2 * (window.top + pad - rows[0]), 2 * (window.left + pad - cols[0])
+            height, width = 2 * (window.bottom - window.top), 2 * (window.right - window.left)
+            return output[:, 0, top: top + height, left: left + width].float().cpu().numpy()
+
+
+def _with_halo(start: int, stop: int, halo: int, size: int) -> tuple[int, int]:
+    """``start:stop`` grown by ``halo`` on both sides, clipped to ``0:size``."""
+    return max(start - halo, 0), min(stop + halo, size)
 
 
 class BatchTooLarge(RuntimeError):
