@@ -98,3 +98,24 @@ def test_resume_continues_an_interrupted_run(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
     train(volumes, config, tmp_path, torch.device("cpu"), resume=True, validate_every=5, log=lambda line: None)
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 20
+
+
+def test_train_command_builds_a_pack_from_a_list_of_volumes_and_exports(tmp_path, capsys):
+    import SimpleITK as sitk
+    from RRLSRNSuperResLib.cli import main
+
+    paths = []
+    for n, volume in enumerate(smooth_volumes(2, "train") + smooth_volumes(1, "val")):
+        image = sitk.GetImageFromArray(volume.voxels * 500)
+        image.SetSpacing((0.8, 0.8, 0.8))
+        paths.append(tmp_path / f"subject{n}.nii.gz")
+        sitk.WriteImage(image, str(paths[-1]))
+    run = tmp_path / "run"
+    assert main(["train", "--volumes", str(paths[0]), str(paths[1]), "--val-volumes", str(paths[2]),
+                 "--pack", str(tmp_path / "pack.npz"), "--out", str(run), "--device", "cpu", "--steps", "4",
+                 "--batch", "2", "--patch", "16", "--depth", "1", "--channels", "4", "--validate-every", "2"]) == 0
+    assert [v.role for v in read_pack(tmp_path / "pack.npz")] == ["train", "train", "val"]
+    assert load_model(run / "rrlsrn_x2.pt")(torch.rand(1, 1, 5, 5)).shape == (1, 1, 10, 10)
+    assert main(["train", "--volumes", str(paths[0]), "--pack", str(tmp_path / "p2.npz"),
+                 "--out", str(run)]) == 2
+    assert "--val-volumes" in capsys.readouterr().err

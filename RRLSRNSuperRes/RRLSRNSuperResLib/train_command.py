@@ -12,9 +12,15 @@ from .training import TrainingConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", type=Path, help="folder laid out like ../shared/data (builds a pack from it)")
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument("--data-root", type=Path,
+                         help="folder laid out like ../shared/data: builds the bundled model's pack from it")
+    sources.add_argument("--volumes", type=Path, nargs="+", metavar="VOLUME",
+                         help="training volumes (one subject each; in-plane slices of their fine axes are used)")
+    parser.add_argument("--val-volumes", type=Path, nargs="+", metavar="VOLUME", default=[],
+                        help="with --volumes: validation volumes, of subjects not among the training ones")
     parser.add_argument("--pack", type=Path, required=True,
-                        help="training pack (.npz); written from --data-root when given, else read")
+                        help="training pack (.npz): written from --data-root or --volumes when given, else read")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, log, exported model")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--paper", action="store_true", help="the paper's recipe (SGD, lr 1e-5 halved every 50 epochs)")
@@ -44,13 +50,23 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
 
 def run(args: argparse.Namespace) -> int:
     from .devices import select_device
+    from .errors import UserInputError
     from .model_io import export_torchscript
     from .training import load_checkpoint, train
-    from .training_data import build_default_pack, read_pack
+    from .training_data import build_default_pack, build_pack, read_pack
 
+    if args.val_volumes and not args.volumes:
+        raise UserInputError("--val-volumes goes with --volumes")
     if args.data_root:
-        args.pack.parent.mkdir(parents=True, exist_ok=True)
         build_default_pack(args.data_root, args.pack)
+    elif args.volumes:
+        if not args.val_volumes:
+            raise UserInputError("give --val-volumes too: validation must use other subjects than training")
+        # Each file is its own subject, named after the file.
+        build_pack([(path, path.name.split(".")[0], "train") for path in args.volumes]
+                   + [(path, path.name.split(".")[0], "val") for path in args.val_volumes], args.pack)
+    elif not args.pack.is_file():
+        raise UserInputError(f"pack {args.pack} does not exist; build it with --data-root or --volumes")
     volumes = read_pack(args.pack)
     device = select_device(args.device)
     config = config_from_arguments(args)

@@ -114,8 +114,14 @@ def read_pack(path: Path) -> list[TrainingVolume]:
         ]
 
 
-def build_default_pack(data_root: Path, path: Path) -> list[TrainingVolume]:
-    """The bundled model's training set (DEFAULT_VOLUMES under ``data_root``) as one pack."""
-    volumes = [load_training_volume(data_root / rel, subject, role) for rel, subject, role in DEFAULT_VOLUMES]
+def build_pack(files: list[tuple[Path, str, str]], path: Path) -> list[TrainingVolume]:
+    """Read (file, subject, role) triples into a pack at ``path``."""
+    volumes = [load_training_volume(Path(file), subject, role) for file, subject, role in files]
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_pack(volumes, path)
     return volumes
+
+
+def build_default_pack(data_root: Path, path: Path) -> list[TrainingVolume]:
+    """The bundled model's training set (DEFAULT_VOLUMES under ``data_root``) as one pack."""
+    return build_pack([(data_root / rel, subject, role) for rel, subject, role in DEFAULT_VOLUMES], path)
