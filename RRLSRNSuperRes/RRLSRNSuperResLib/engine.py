@@ -9,10 +9,11 @@ Nothing is returned half-done: cancelling raises before the caller can write any
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -197,17 +198,15 @@ def _keep_constant_slices(chunk: np.ndarray, target: np.ndarray) -> None:
         target[index] = flat[index, 0]
 
 
-class _deterministic:
+@contextmanager
+def _deterministic(device: torch.device) -> Iterator[None]:
     """cuDNN picks deterministic kernels inside the block (same input, same output)."""
-
-    def __init__(self, device: torch.device):
-        self.active = device.type == "cuda"
-
-    def __enter__(self) -> None:
-        if self.active:
-            self.saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-
-    def __exit__(self, *exc) -> None:
-        if self.active:
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved

@@ -46,8 +46,9 @@ def _check_torchscript_archive(path: Path) -> None:
         raise UserInputError(f"model {path} is not a TorchScript archive (.pt saved with torch.jit.save)")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    if not any(name.endswith("/code/__torch__.py") or "/code/" in name for name in names) or not any(
-            name.endswith("constants.pkl") or name.endswith("data.pkl") for name in names):
+    has_code = any("/code/" in name for name in names)  # torch.save checkpoints have none
+    has_data = any(name.endswith("/data.pkl") for name in names)
+    if not (has_code and has_data):
         raise UserInputError(f"model {path} is a zip but not a TorchScript archive (no code/ folder)")
 
 
