@@ -90,3 +90,11 @@ def test_slice_axis_choice(spacing, size, plane, expected):
 def test_unknown_plane_is_refused():
     with pytest.raises(ValueError, match="plane"):
         slice_axis((1, 1, 1), "axial")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_physical_to_index_inverts_index_to_physical(seed):
+    rng = np.random.default_rng(200 + seed)
+    geometry = oblique_geometry(rng, seed % 3)
+    index = rng.uniform(-1, 30, size=3)
+    np.testing.assert_allclose(geometry.physical_to_index(geometry.index_to_physical(index)[0]), index, atol=1e-9)

@@ -56,15 +56,6 @@ def central_slice(region: np.ndarray) -> int:
     return int(included[np.argmin(np.abs(included - centroid))])
 
 
-def brain_box(region_slice: np.ndarray, margin: int = BOX_MARGIN_PIXELS) -> Tuple[slice, slice]:
-    """Rows and columns of the region's bounding box plus ``margin``, clipped to the slice."""
-    rows = np.flatnonzero(region_slice.any(axis=1))
-    cols = np.flatnonzero(region_slice.any(axis=0))
-    height, width = region_slice.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width)))
-
-
 def to_grey(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Window ``[low, high]`` (image units) to 0..255."""
     scaled = (np.asarray(image, dtype=np.float64) - low) / max(high - low, 1e-12)
@@ -78,8 +69,11 @@ def nearest_upsample(lr_slice: np.ndarray) -> np.ndarray:
 
 def figure_panels(comparison: evaluation.Comparison, scores: dict) -> Tuple[List[Panel], List[Panel]]:
     """The two rows of labelled 8-bit panels on the central brain slice; the volume's PSNRs as a caption."""
+    from .engine import brain_window
+
     index = central_slice(comparison.region)
-    rows, cols = brain_box(comparison.region[index])
+    window = brain_window(comparison.region[index][None], BOX_MARGIN_PIXELS)
+    rows, cols = slice(window.top, window.bottom), slice(window.left, window.right)
     hr = comparison.hr[index][rows, cols]
     images = {"LR (nearest)": nearest_upsample(comparison.lr[index])[rows, cols],
               "cubic spline": comparison.estimates["cubic_spline"][index][rows, cols],

@@ -34,6 +34,11 @@ class Geometry:
         ijk = np.atleast_2d(np.asarray(ijk, dtype=float))
         return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction_matrix.T
 
+    def physical_to_index(self, point: np.ndarray) -> np.ndarray:
+        """Continuous IJK index of one physical point (3,), the inverse of ``index_to_physical``."""
+        matrix = self.direction_matrix * np.asarray(self.spacing)
+        return np.linalg.solve(matrix, np.asarray(point, dtype=float) - np.asarray(self.origin))
+
     def index_to_physical_matrix(self) -> np.ndarray:
         """4x4 homogeneous matrix mapping IJK to physical space (Slicer's IJKToRAS in RAS)."""
         matrix = np.eye(4)

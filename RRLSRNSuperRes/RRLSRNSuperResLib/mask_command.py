@@ -8,7 +8,6 @@ import time
 import numpy as np
 
 from .errors import UserInputError
-from .geometry import Geometry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +30,6 @@ def parse_seed(text: str) -> np.ndarray:
     return ras * np.array([-1.0, -1.0, 1.0])
 
 
-def physical_to_index(geometry: Geometry, point: np.ndarray) -> np.ndarray:
-    """Continuous IJK index of a physical point (same frame as the geometry)."""
-    matrix = geometry.direction_matrix * np.asarray(geometry.spacing)
-    return np.linalg.solve(matrix, np.asarray(point, dtype=float) - np.asarray(geometry.origin))
-
-
 def run(args: argparse.Namespace) -> int:
     from .masks import dice, fetal_brain_mask
     from .volume_io import check_output_path, read_volume, write_volume
@@ -45,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     volume = read_volume(args.input)
     if volume.components != 1:
         raise UserInputError(f"{args.input} has {volume.components} components per voxel; give a scalar T2 stack")
-    seed_ijk = None if args.seed is None else physical_to_index(volume.geometry, parse_seed(args.seed))
+    seed_ijk = None if args.seed is None else volume.geometry.physical_to_index(parse_seed(args.seed))
     started = time.perf_counter()
     mask = fetal_brain_mask(volume.voxels, volume.geometry.spacing, seed_ijk)
     seconds = time.perf_counter() - started

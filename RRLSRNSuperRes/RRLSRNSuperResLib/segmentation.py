@@ -116,19 +116,22 @@ def markups_seed_ras(markups_node: Any, volume_node: Any) -> np.ndarray | None:
     return np.asarray(world_to_volume.TransformPoint(world))
 
 
-def _add_labelmap_on_grid(reference_volume_node: Any, name: str) -> Any:
-    """A labelmap node on the reference volume's grid, added to its scene.
+def _follow_grid(labelmap: Any, reference_volume_node: Any) -> None:
+    """Give the labelmap the reference's IJKToRAS and parent transform.
 
-    It copies the IJKToRAS and observes the same parent transform: the segmentations logic
-    maps between the labelmap's and the segmentation's world frames, so a labelmap without
-    the reference's transform would put the mask in the wrong place under a transform.
+    The segmentations logic maps between the labelmap's and the segmentation's world frames,
+    so a labelmap without the reference's transform would put the mask in the wrong place.
     """
-    scene = reference_volume_node.GetScene()
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name)
     matrix = vtk.vtkMatrix4x4()
     reference_volume_node.GetIJKToRASMatrix(matrix)
     labelmap.SetIJKToRASMatrix(matrix)
     labelmap.SetAndObserveTransformNodeID(reference_volume_node.GetTransformNodeID())
+
+
+def _add_labelmap_on_grid(reference_volume_node: Any, name: str) -> Any:
+    """A labelmap node on the reference volume's grid, added to its scene."""
+    labelmap = reference_volume_node.GetScene().AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name)
+    _follow_grid(labelmap, reference_volume_node)
     return labelmap
 
 
@@ -213,16 +216,14 @@ def brain_mask_on_volume_as_labelmap(segmentation_node: Any, reference_volume_no
     labelmap = reference_volume_node.GetNodeReference(BRAIN_MASK_REFERENCE_ROLE)
     if labelmap is None or not labelmap.IsA("vtkMRMLLabelMapVolumeNode"):
         scene = reference_volume_node.GetScene()
-        labelmap = _add_labelmap_on_grid(
-            reference_volume_node, name or scene.GenerateUniqueName(f"{reference_volume_node.GetName()} brain mask"))
+        labelmap = scene.AddNewNodeByClass(
+            "vtkMRMLLabelMapVolumeNode",
+            name or scene.GenerateUniqueName(f"{reference_volume_node.GetName()} brain mask"))
         labelmap.CreateDefaultDisplayNodes()
         reference_volume_node.SetNodeReferenceID(BRAIN_MASK_REFERENCE_ROLE, labelmap.GetID())
     disabled = labelmap.StartModify()
-    matrix = vtk.vtkMatrix4x4()
-    reference_volume_node.GetIJKToRASMatrix(matrix)
-    labelmap.SetIJKToRASMatrix(matrix)
+    _follow_grid(labelmap, reference_volume_node)  # a reused label map follows a changed grid or transform
     updateVolumeFromArray(labelmap, mask * np.uint8(BRAIN_MASK_LABEL))
-    labelmap.SetAndObserveTransformNodeID(reference_volume_node.GetTransformNodeID())  # may have changed
     labelmap.EndModify(disabled)
     place_beside(reference_volume_node, labelmap)
     return labelmap
