@@ -46,14 +46,28 @@ def _subsample(values: np.ndarray) -> np.ndarray:
     return flat[::step]
 
 
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a 256-bin histogram (scikit-image's ``threshold_otsu``, in numpy).
+
+    Written out because Slicer's Python has no scikit-image; the bin edges, bin centres and
+    the between-class variance follow scikit-image exactly, so thresholds are identical.
+    """
+    flat = np.asarray(values).reshape(-1)
+    if flat.min() == flat.max():
+        return float(flat[0])
+    counts, edges = np.histogram(flat, bins=bins, range=(flat.min(), flat.max()))
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    weight_low = np.cumsum(counts)
+    weight_high = np.cumsum(counts[::-1])[::-1]
+    mean_low = np.cumsum(counts * centres) / weight_low
+    mean_high = (np.cumsum((counts * centres)[::-1]) / weight_high[::-1])[::-1]
+    between = weight_low[:-1] * weight_high[1:] * (mean_low[:-1] - mean_high[1:]) ** 2
+    return float(centres[int(np.argmax(between))])
+
+
 def foreground_threshold(values: np.ndarray) -> float:
     """Otsu threshold between background and tissue (on a subsample)."""
-    from skimage.filters import threshold_otsu
-
-    sample = _subsample(values)
-    if sample.min() == sample.max():
-        return float(sample.min())
-    return float(threshold_otsu(sample.astype(np.float32)))
+    return otsu_threshold(_subsample(values).astype(np.float32))
 
 
 def robust_scale(volume: np.ndarray, mask: np.ndarray | None = None) -> IntensityScale:

@@ -28,15 +28,16 @@ from itertools import product
 from typing import Sequence
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
-from skimage.morphology import convex_hull_image
-from skimage.segmentation import watershed
+from scipy.spatial import ConvexHull
 
 from .errors import UserInputError
 from .geometry import numpy_axis, slice_axis
 
 BRAIN_LABEL = 1
 BACKGROUND_LABEL = 2
+_HULL_TOLERANCE = 1e-10  # a pixel centre on the hull's edge is inside
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _candidate_votes(image: np.ndarray, spacing_kji: np.ndarray, centre_kji: np.
     for seed in _seed_grid(coarse_centre, coarse_spacing, plane_axes, settings.seed_spread_mm):
         markers = _markers(coarse.shape, coarse_spacing, seed, settings)
         for edge in edges:
-            candidate = ndimage.binary_fill_holes(watershed(edge, markers) == BRAIN_LABEL)
+            candidate = ndimage.binary_fill_holes(marker_watershed(edge, markers) == BRAIN_LABEL)
             if low <= candidate.sum() * voxel_ml <= high:
                 votes += candidate
                 count += 1
@@ -153,6 +154,34 @@ def _candidate_votes(image: np.ndarray, spacing_kji: np.ndarray, centre_kji: np.
     # Linear interpolation back to the input grid keeps the boundary free of coarse staircases.
     fine = ndimage.zoom(votes / count, factors, order=1, mode="nearest", grid_mode=True)
     return fine[tuple(slice(0, size) for size in image.shape)]
+
+
+def marker_watershed(relief: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """Flood ``relief`` from the labelled ``markers`` (0 = unlabelled); every voxel gets a label.
+
+    SimpleITK's morphological watershed from markers (face connectivity, no watershed line):
+    Slicer's Python ships SimpleITK, not scikit-image.
+    """
+    labels = sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(np.asarray(relief, dtype=np.float32)),
+        sitk.GetImageFromArray(np.asarray(markers, dtype=np.uint32)),
+        markWatershedLine=False, fullyConnected=False)
+    return sitk.GetArrayFromImage(labels)
+
+
+def convex_hull_2d(plane: np.ndarray) -> np.ndarray:
+    """Pixels whose centres lie in the convex hull of a non-empty 2D mask (pixel edges included).
+
+    As scikit-image's ``convex_hull_image``: the hull is taken over the midpoints of every
+    foreground pixel's edges, so single pixels and lines have an area, and centres on the hull
+    count as inside.
+    """
+    pixels = np.argwhere(plane).astype(np.float64)
+    edge_midpoints = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
+    hull = ConvexHull(np.unique((pixels[:, None, :] + edge_midpoints).reshape(-1, 2), axis=0))
+    centres = np.indices(plane.shape).reshape(2, -1).astype(np.float64)
+    inside = np.all(hull.equations[:, :2] @ centres + hull.equations[:, 2:] < _HULL_TOLERANCE, axis=0)
+    return inside.reshape(plane.shape)
 
 
 def _block_mean(image: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -180,7 +209,7 @@ def _clean(brain: np.ndarray, spacing_kji: np.ndarray, seed_kji: np.ndarray, thr
                         spacing_kji)
     opened &= brain
     kept = _component_nearest(opened if opened.any() else brain, seed_kji, spacing_kji)
-    hulls = [convex_hull_image(plane) if plane.any() else plane for plane in np.moveaxis(kept, through_axis, 0)]
+    hulls = [convex_hull_2d(plane) if plane.any() else plane for plane in np.moveaxis(kept, through_axis, 0)]
     return np.moveaxis(np.stack(hulls), 0, through_axis).astype(np.uint8)
 
 

@@ -33,6 +33,8 @@ MASK_DILATION_PIXELS = 3
 BORDER_PIXELS = 4
 MIN_SLICE_FRACTION = 0.02
 SSIM_SIGMA = 1.5
+SSIM_TRUNCATE = 3.5  # an 11-tap window at sigma 1.5, as Wang et al. 2004
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 CONFIDENCE = 0.95
 
 
@@ -45,7 +47,8 @@ def conventions() -> dict:
         "min_slice_fraction": MIN_SLICE_FRACTION,
         "data_range": "HR max - min of the volume",
         "psnr": "pooled over all included pixels of the volume",
-        "ssim": {"gaussian_weights": True, "sigma": SSIM_SIGMA, "use_sample_covariance": False,
+        "ssim": {"gaussian_weights": True, "sigma": SSIM_SIGMA, "truncate": SSIM_TRUNCATE, "k1": SSIM_K1,
+                 "k2": SSIM_K2, "use_sample_covariance": False,
                  "pooling": "SSIM map of each full slice averaged over the included pixels"},
         "confidence": CONFIDENCE,
     }
@@ -125,19 +128,27 @@ def psnr(hr_slices: np.ndarray, estimate_slices: np.ndarray, region: np.ndarray,
 
 
 def ssim_map(hr_slice: np.ndarray, estimate_slice: np.ndarray, peak: float) -> np.ndarray:
-    """SSIM map of one full 2D slice: Gaussian window (sigma 1.5), population covariance."""
-    from skimage.metrics import structural_similarity
+    """SSIM map of one full 2D slice: Gaussian window (sigma 1.5), population covariance.
 
-    _, full = structural_similarity(
-        np.asarray(hr_slice, dtype=np.float64),
-        np.asarray(estimate_slice, dtype=np.float64),
-        data_range=peak,
-        gaussian_weights=True,
-        sigma=SSIM_SIGMA,
-        use_sample_covariance=False,
-        full=True,
-    )
-    return full
+    Wang et al. 2004 with the window of scikit-image's ``structural_similarity(...,
+    gaussian_weights=True, use_sample_covariance=False, full=True)`` (truncated at 3.5 sigma,
+    reflecting edges), written with scipy because Slicer's Python has no scikit-image.
+    """
+    from scipy import ndimage
+
+    x = np.asarray(hr_slice, dtype=np.float64)
+    y = np.asarray(estimate_slice, dtype=np.float64)
+
+    def window(values: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(values, SSIM_SIGMA, mode="reflect", truncate=SSIM_TRUNCATE)
+
+    mean_x, mean_y = window(x), window(y)
+    var_x = window(x * x) - mean_x * mean_x
+    var_y = window(y * y) - mean_y * mean_y
+    cov_xy = window(x * y) - mean_x * mean_y
+    c1, c2 = (SSIM_K1 * peak) ** 2, (SSIM_K2 * peak) ** 2
+    return ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / (
+        (mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2))
 
 
 def ssim(hr_slices: np.ndarray, estimate_slices: np.ndarray, region: np.ndarray, peak: float) -> float:
