@@ -56,27 +56,55 @@ def test_same_input_gives_the_same_output(sample_crop):
                                atol=1e-4 * np.ptp(voxels))
 
 
-def test_brain_box_restriction_equals_full_run_inside_the_box(sample_crop):
-    voxels, mask, spacing = sample_crop
-    full = superresolve(voxels, spacing, device="cpu")
-    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask)
+@pytest.fixture(scope="module")
+def bundled_runner():
+    """The bundled model's slice runner on the CPU."""
+    from RRLSRNSuperResLib.engine import resolve_model
+
+    model, halo = resolve_model(None)
+    return SliceRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"), halo)
+
+
+def _window_equals_whole_slice_run(runner: SliceRunner, slices: np.ndarray, window: Window) -> None:
+    whole = runner.run(slices, Window(0, slices.shape[1], 0, slices.shape[2]))
+    inside = (slice(None), slice(2 * window.top, 2 * window.bottom), slice(2 * window.left, 2 * window.right))
+    np.testing.assert_allclose(runner.run(slices, window), whole[inside], atol=1e-3)
+
+
+def test_brain_box_window_equals_the_whole_slice_run_inside_the_box(sample_crop, bundled_runner):
+    voxels, mask, _ = sample_crop
+    slices = (voxels / np.percentile(voxels, 99)).astype(np.float32)
     window = brain_window(mask)
     assert (window.bottom - window.top) * (window.right - window.left) < 0.6 * voxels[0].size
-    inside = (slice(None), slice(2 * window.top, 2 * window.bottom), slice(2 * window.left, 2 * window.right))
-    np.testing.assert_allclose(boxed.voxels[inside], full.voxels[inside], atol=1e-3 * np.ptp(voxels))
-    assert not np.allclose(boxed.voxels, full.voxels), "outside the box should be cubic spline, not the network"
+    _window_equals_whole_slice_run(bundled_runner, slices, window)
 
 
-def test_a_box_at_the_slice_edge_equals_the_full_run_too(sample_crop):
-    voxels, _, spacing = sample_crop
+def test_a_box_at_the_slice_edge_equals_the_whole_slice_run_too(sample_crop, bundled_runner):
+    voxels, _, _ = sample_crop
+    slices = (voxels / np.percentile(voxels, 99)).astype(np.float32)
     corner = np.zeros(voxels.shape, bool)
     corner[:, :30, -25:] = True
-    full = superresolve(voxels, spacing, device="cpu").voxels
-    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=corner).voxels
     window = brain_window(corner)
     assert window.top == 0 and window.right == voxels.shape[2]
-    inside = (slice(None), slice(0, 2 * window.bottom), slice(2 * window.left, None))
-    np.testing.assert_allclose(boxed[inside], full[inside], atol=1e-3 * np.ptp(voxels))
+    _window_equals_whole_slice_run(bundled_runner, slices, window)
+
+
+def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_the_network(sample_crop):
+    from RRLSRNSuperResLib.degrade import cubic_spline_upsample_slice
+    from RRLSRNSuperResLib.intensity import robust_scale
+
+    voxels, mask, spacing = sample_crop
+    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask)
+    assert boxed.scale == robust_scale(voxels, mask)
+    assert boxed.scale.hi != pytest.approx(robust_scale(voxels).hi, rel=0.01), "the mask must matter"
+    window = brain_window(mask)
+    spline = np.stack([cubic_spline_upsample_slice(s.astype(np.float32)) for s in voxels])
+    outside = np.ones(boxed.voxels.shape, bool)
+    outside[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = False
+    np.testing.assert_array_equal(boxed.voxels[outside], spline[outside])
+    network_part = superresolve(voxels, spacing, device="cpu").voxels
+    assert not np.allclose(boxed.voxels[~outside], network_part[~outside], atol=1e-3 * np.ptp(voxels)), \
+        "the masked intensity range should change the network's input, and so its output"
 
 
 def test_tiles_are_seamless(sample_crop, mrml_tiny_model_path):

@@ -151,7 +151,7 @@ def superresolve(
     torch_device = select_device(device)
     # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.
     network = network.to(torch_device).to(memory_format=torch.channels_last)
-    scale = robust_scale(voxels)
+    scale = robust_scale(voxels, mask_kji)
 
     slices = np.moveaxis(voxels, numpy_axis(axis), 0)
     count, height, width = slices.shape
