@@ -183,6 +183,45 @@ def test_cancelling_at_the_last_progress_call_adds_no_node(mrml_scene, mrml_tiny
     assert node_count(mrml_scene) == count
 
 
+def test_an_input_without_display_node_still_gives_a_displayable_output(mrml_scene, mrml_tiny_model_path):
+    source = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "scripted")
+    slicer.util.updateVolumeFromArray(source, np.ones((3, 10, 8), np.float32))
+    assert source.GetDisplayNode() is None
+
+    output = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path)
+
+    display = output.GetDisplayNode()
+    assert display is not None and display.IsA("vtkMRMLScalarVolumeDisplayNode")
+    assert display.GetColorNodeID() == "vtkMRMLColorTableNodeGrey"
+
+
+@pytest.mark.parametrize("what", ["remove the input", "remove the output", "close the scene"])
+def test_removing_a_node_or_closing_the_scene_during_the_run_cancels_cleanly(mrml_scene, mrml_tiny_model_path,
+                                                                              what):
+    """Slicer processes events in the progress callback, so the user can do this mid-run."""
+    source = add_volume(mrml_scene, np.random.default_rng(7).uniform(0, 9, (4, 10, 8)).astype(np.float32))
+    given = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path)
+    given_voxels = slicer.util.arrayFromVolume(given).copy()
+    nodes_after_action = []
+
+    def user_acts_after_first_batch(fraction: float, message: str) -> bool:
+        if message.endswith("slices") and not nodes_after_action:
+            if what == "remove the input":
+                mrml_scene.RemoveNode(source)
+            elif what == "remove the output":
+                mrml_scene.RemoveNode(given)
+            else:
+                mrml_scene.Clear(False)
+            nodes_after_action.append(mrml_scene.GetNumberOfNodes())
+        return True
+
+    with pytest.raises(SuperResolutionCancelled, match="removed, or the scene closed"):
+        superresolve_volume_node(source, given, device="cpu", model=mrml_tiny_model_path, batch_size=1,
+                                 progress=user_acts_after_first_batch)
+    assert mrml_scene.GetNumberOfNodes() == nodes_after_action[0], "nothing was added after the user's action"
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(given), given_voxels)
+
+
 def test_cancelling_leaves_a_given_output_node_unchanged(mrml_scene, mrml_tiny_model_path):
     source = add_volume(mrml_scene, np.random.default_rng(6).uniform(0, 9, (3, 10, 8)).astype(np.float32))
     output = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path)

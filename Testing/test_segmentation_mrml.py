@@ -194,3 +194,16 @@ def test_markups_seed_is_the_first_point_in_the_volumes_own_frame(seg_scene):
     points.AddControlPointWorld(vtk.vtkVector3d(-50.0, 0.0, 0.0))
     local = markups_seed_ras(points, volume)
     np.testing.assert_allclose(to_world @ np.append(local, 1.0), [10.0, 20.0, 40.0, 1.0], atol=1e-9)
+
+
+def test_markups_seed_skips_preview_undefined_and_missing_points(seg_scene):
+    volume = seg_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "stack")
+    points = seg_scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "seed")
+    for position in ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [-3.0, 12.5, 40.0]):
+        points.AddControlPointWorld(vtk.vtkVector3d(*position))
+    points.SetNthControlPointPositionWorld(0, 1.0, 2.0, 3.0, slicer.vtkMRMLMarkupsNode.PositionPreview)
+    points.UnsetNthControlPointPosition(1)
+    points.SetNthControlPointPositionMissing(2)
+    np.testing.assert_allclose(markups_seed_ras(points, volume), [-3.0, 12.5, 40.0])
+    points.UnsetNthControlPointPosition(3)
+    assert markups_seed_ras(points, volume) is None, "no placed point: the field-of-view centre is used"

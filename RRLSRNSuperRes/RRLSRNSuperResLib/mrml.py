@@ -21,7 +21,7 @@ import slicer
 import vtk
 from slicer.util import arrayFromVolume, updateVolumeFromArray
 
-from .errors import UserInputError
+from .errors import SuperResolutionCancelled, UserInputError
 from .geometry import Geometry, upsampled_geometry
 
 if TYPE_CHECKING:
@@ -118,15 +118,17 @@ def _new_output_node(input_node: Any) -> Any:
 
 
 def copy_display(source_node: Any, target_node: Any) -> None:
-    """Give ``target_node`` the source's look: window/level (fixed, not auto), colour, interpolation.
+    """Give ``target_node`` a display node with the source's look: window/level (fixed), colour, interpolation.
 
-    Auto window/level is switched off on the output so that the network's small overshoot
-    does not shift the grey scale away from the input's.
+    The display node is created even when the source has none (a volume made by a script),
+    otherwise the slice views would show nothing. Auto window/level is switched off on the
+    output so that the network's small overshoot does not shift the grey scale away from
+    the input's.
     """
+    target_node.CreateDefaultDisplayNodes()
     source = source_node.GetDisplayNode()
     if source is None:
         return
-    target_node.CreateDefaultDisplayNodes()
     target = target_node.GetDisplayNode()
     disabled = target.StartModify()
     target.SetAutoWindowLevel(False)
@@ -155,6 +157,28 @@ def place_beside(input_node: Any, output_node: Any) -> None:
         hierarchy.SetItemParent(output_item, parent)
     else:
         hierarchy.CreateItem(parent, output_node)
+
+
+def _in_scene(node: Any, scene: Any) -> bool:
+    return node.GetScene() is scene and scene.GetNodeByID(node.GetID()) is node
+
+
+def _cancel_when_nodes_leave(progress: Progress | None, scene: Any, *nodes: Any) -> Progress:
+    """``progress``, cancelling once any of ``nodes`` was removed or the scene was closed.
+
+    Slicer's GUI keeps responding during a run (the progress callback processes events), so
+    the user can close the scene or delete the input meanwhile; the run then stops at the
+    next batch with nothing added, instead of writing into a node that is gone.
+    """
+    def guarded(fraction: float, message: str) -> bool | None:
+        answer = progress(fraction, message) if progress is not None else None
+        if not all(_in_scene(node, scene) for node in nodes):
+            raise SuperResolutionCancelled(
+                "super-resolution stopped: the input or output volume was removed, or the scene closed; "
+                "nothing was added")
+        return answer
+
+    return guarded
 
 
 def _record_provenance(output_node: Any, input_node: Any, result: SuperResolutionResult) -> None:
@@ -195,6 +219,7 @@ def superresolve_volume_node(
     device : ``auto``, ``cpu`` or ``cuda`` (``mps`` on Apple), see ``devices.select_device``.
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
+        So does removing the input or the given output node, or closing the scene, meanwhile.
     **options : passed to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``,
         ``mask_kji`` on the input grid in KJI order, ``output_dtype``).
 
@@ -212,8 +237,10 @@ def superresolve_volume_node(
     if output_volume_node is not None:
         _check_output(output_volume_node, input_volume_node)
     geometry = geometry_from_node(input_volume_node)
+    watched = [node for node in (input_volume_node, output_volume_node) if node is not None]
+    guarded = _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
     result = superresolve(_read_only_voxels(input_volume_node), geometry.spacing,
-                          device=device, progress=progress, **options)
+                          device=device, progress=guarded, **options)
     output_geometry = upsampled_geometry(geometry, result.slice_axis)
     output = output_volume_node if output_volume_node is not None else _new_output_node(input_volume_node)
     _write_output(output, input_volume_node, result, output_geometry)

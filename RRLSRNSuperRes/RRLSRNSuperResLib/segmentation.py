@@ -101,16 +101,22 @@ def brain_segment_id(segmentation_node: Any) -> str:
 
 
 def markups_seed_ras(markups_node: Any, volume_node: Any) -> np.ndarray | None:
-    """First control point of a point list, in the volume's own RAS frame (mm), or None.
+    """First placed control point of a point list, in the volume's own RAS frame (mm), or None.
 
-    Markups are placed in world coordinates; :func:`create_brain_segmentation` takes the seed
-    before the volume's parent transform, so the point is mapped from world into that frame.
-    Returns None when the list has no point yet.
+    Points still being placed (preview) or skipped (undefined, missing) have no position the
+    user chose, so the first point whose position is *defined* is taken. Markups are placed
+    in world coordinates; :func:`create_brain_segmentation` takes the seed before the
+    volume's parent transform, so the point is mapped from world into that frame. Returns
+    None when the list has no placed point.
     """
-    if markups_node is None or markups_node.GetNumberOfControlPoints() == 0:
+    if markups_node is None:
+        return None
+    placed = [index for index in range(markups_node.GetNumberOfControlPoints())
+              if markups_node.GetNthControlPointPositionStatus(index) == slicer.vtkMRMLMarkupsNode.PositionDefined]
+    if not placed:
         return None
     world = [0.0, 0.0, 0.0]
-    markups_node.GetNthControlPointPositionWorld(0, world)
+    markups_node.GetNthControlPointPositionWorld(placed[0], world)
     world_to_volume = vtk.vtkGeneralTransform()
     slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(None, volume_node.GetParentTransformNode(), world_to_volume)
     return np.asarray(world_to_volume.TransformPoint(world))
