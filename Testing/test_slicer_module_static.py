@@ -28,7 +28,7 @@ BUNDLED_RESOURCE_DIRS = ("Icons", "UI", "Models", "SampleData")
 # What the module file may import at module level: Slicer's own, light modules. torch, the
 # Lib and the scientific stack must be imported inside functions (generic tests, no torch).
 ALLOWED_TOP_LEVEL_IMPORTS = {
-    "__future__", "enum", "importlib", "logging", "os", "sys", "pathlib", "typing",
+    "__future__", "enum", "importlib", "logging", "os", "sys", "pathlib", "typing", "unittest",
     "numpy", "qt", "ctk", "vtk", "slicer",
 }
 WIDGETS_FOR_TYPES = {
@@ -142,6 +142,8 @@ def test_resource_paths_named_in_the_module_exist():
                  and isinstance(node.targets[0], ast.Name)}
     calls = [node for node in ast.walk(module_tree())
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "resourcePath"]
+    calls = [call for call in calls if call.args != [] and not (  # the resourcePath(filename) overrides pass through
+        len(call.args) == 1 and isinstance(call.args[0], ast.Name) and call.args[0].id == "filename")]
     assert len(calls) >= 4
     for call in calls:
         parts = [arg.value if isinstance(arg, ast.Constant) else constants[arg.id] for arg in call.args]
@@ -165,3 +167,88 @@ def test_module_file_passes_ruff():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(MODULE_FILE)],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# What Slicer's Python can import: its SuperBuild's packages, Slicer's own modules, torch (through
+# the PyTorch extension, installed on demand before first use) and this Lib.
+SLICER_PYTHON_PACKAGES = {"numpy", "scipy", "SimpleITK", "vtk", "slicer", "qt", "ctk", "torch", "RRLSRNSuperResLib"}
+SLICER_MODULES_THE_MODULE_FILE_USES = {"SampleData", "PyTorchUtils"}
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str]]]:
+    """(absolute module name, imported names) of every import statement in a file, at any depth."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(("RRLSRNSuperResLib", *path.relative_to(LIB_DIR).parent.parts)) if LIB_DIR in path.parents \
+        else ""
+    if path.name == "__init__.py" and package == "RRLSRNSuperResLib":
+        package = "RRLSRNSuperResLib"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join([*base, node.module] if node.module else base)
+            found.append((module, [alias.name for alias in node.names]))
+    return found
+
+
+def lazy_exports() -> dict[str, str]:
+    """``RRLSRNSuperResLib.<name>`` -> the submodule its ``__getattr__`` imports it from."""
+    tree = ast.parse((LIB_DIR / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_LAZY_EXPORTS":
+            return {key.value: f"RRLSRNSuperResLib.{value.value}" for key, value in zip(node.value.keys,
+                                                                                       node.value.values)}
+    raise AssertionError("no _LAZY_EXPORTS in the Lib's __init__.py")
+
+
+def lib_file(module: str) -> Path | None:
+    relative = Path(*module.split(".")[1:])
+    for candidate in (LIB_DIR / relative / "__init__.py", (LIB_DIR / relative).with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def slicer_facing_files() -> list[Path]:
+    """The module file and every Lib file it reaches through imports (lazy exports followed)."""
+    todo, seen = [MODULE_FILE], []
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.append(path)
+        for module, names in imports_of(path):
+            if module.split(".")[0] != "RRLSRNSuperResLib":
+                continue
+            targets = [module] + [f"{module}.{name}" for name in names] + \
+                [lazy_exports()[name] for name in names if module == "RRLSRNSuperResLib" and name in lazy_exports()]
+            todo += [file for file in map(lib_file, targets) if file is not None]
+    return seen
+
+
+def test_slicer_facing_code_imports_only_what_slicers_python_has():
+    files = slicer_facing_files()
+    assert len(files) >= 6, [f.name for f in files]
+    assert LIB_DIR / "mrml.py" in files and LIB_DIR / "masks.py" in files, "the walk missed the MRML side"
+    allowed = set(sys.stdlib_module_names) | SLICER_PYTHON_PACKAGES
+    foreign = {f"{path.relative_to(ROOT)}: {module}" for path in files for module, _ in imports_of(path)
+               if module.split(".")[0] not in allowed | (SLICER_MODULES_THE_MODULE_FILE_USES if path == MODULE_FILE
+                                                         else set())}
+    assert foreign == set()
+
+
+def test_torch_is_guarded_in_the_module_file():
+    """The module file never imports torch itself; it checks with find_spec and installs through PyTorchUtils."""
+    assert not [module for module, _ in imports_of(MODULE_FILE) if module.split(".")[0] == "torch"]
+    source = MODULE_FILE.read_text()
+    assert 'find_spec("torch")' in source and "installTorch(askConfirmation=True)" in source
+
+
+def test_extension_metadata_points_at_files_that_exist():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        value = re.search(rf'set\({key} "([^"]*)"\)', text).group(1)
+        assert "RRLSRNSuperRes/RRLSRNSuperRes" not in value, f"{key} names a placeholder repository"
+        assert value.startswith("https://") or (ROOT / value).is_file(), f"{key}: {value}"
