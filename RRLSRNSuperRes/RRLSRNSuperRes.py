@@ -235,9 +235,25 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onReload(self) -> None:
-        """Drop the Lib's modules so the next (lazy) import loads their current source."""
-        for name in [name for name in sys.modules if name == LIB_PACKAGE or name.startswith(LIB_PACKAGE + ".")]:
+        """Load the current source of every Lib module that was loaded, subpackages in dependency order.
+
+        The modules are dropped and imported anew (rather than ``importlib.reload``-ed in place)
+        so that no stale object survives; a room is imported after the rooms it uses, so an
+        error in an edited file shows here, on Reload. Modules never loaded stay unloaded
+        (torch is not imported by a reload).
+        """
+        loaded = [name for name in sys.modules if name == LIB_PACKAGE or name.startswith(LIB_PACKAGE + ".")]
+        for name in loaded:
             del sys.modules[name]
+        lib = importlib.import_module(LIB_PACKAGE)
+        rooms = [f"{LIB_PACKAGE}.{room}" for room in lib.SUBPACKAGES]
+
+        def dependencyRank(name: str) -> int:
+            return next((rank for rank, room in enumerate(rooms) if name == room or name.startswith(room + ".")),
+                        -1)  # errors, resources: before every room
+
+        for name in sorted(loaded, key=dependencyRank):
+            importlib.import_module(name)
         ScriptedLoadableModuleWidget.onReload(self)
 
     def onSceneStartClose(self, caller, event) -> None:
@@ -424,7 +440,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def describeSlicing(volumeNode, plane: str) -> str:
         """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm"."""
-        from RRLSRNSuperResLib.geometry import slice_axis
+        from RRLSRNSuperResLib.imaging.geometry import slice_axis
 
         spacing = volumeNode.GetSpacing()
         dims = volumeNode.GetImageData().GetDimensions()
@@ -455,12 +471,12 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         if keepInputType:
             options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:
-            from RRLSRNSuperResLib.segmentation import brain_mask_on_volume
+            from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume
 
             options["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
         output = superresolve_volume_node(inputVolume, outputVolume, device=device, progress=progress, **options)
         if brainSegmentation is not None:
-            from RRLSRNSuperResLib.segmentation import brain_mask_on_volume_as_labelmap
+            from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume_as_labelmap
 
             brain_mask_on_volume_as_labelmap(brainSegmentation, output)
         logging.info(self.summary(output, device))
@@ -469,22 +485,22 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def brainMaskLabelmap(volume):
         """The brain mask label map written on this volume's grid by ``process``, or None."""
-        from RRLSRNSuperResLib.segmentation import BRAIN_MASK_REFERENCE_ROLE
+        from RRLSRNSuperResLib.mrml.segmentations import BRAIN_MASK_REFERENCE_ROLE
 
         return volume.GetNodeReference(BRAIN_MASK_REFERENCE_ROLE)
 
     @staticmethod
     def summary(outputVolume, requestedDevice: str) -> str:
         """Status line from the provenance the adapter stores on the output node."""
-        from RRLSRNSuperResLib import mrml
+        from RRLSRNSuperResLib.mrml.volumes import ATTRIBUTE_DEVICE, ATTRIBUTE_NOTES, ATTRIBUTE_SECONDS
 
-        usedDevice = outputVolume.GetAttribute(mrml.ATTRIBUTE_DEVICE) or "?"
-        seconds = float(outputVolume.GetAttribute(mrml.ATTRIBUTE_SECONDS) or 0)
+        usedDevice = outputVolume.GetAttribute(ATTRIBUTE_DEVICE) or "?"
+        seconds = float(outputVolume.GetAttribute(ATTRIBUTE_SECONDS) or 0)
         lines = [_("'{name}' done in {seconds:.1f} s on {device}.").format(
             name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper())]
         if requestedDevice == "auto" and usedDevice == "cpu":
             lines.append(_("Note: no working CUDA GPU was found, so the CPU was used (slower)."))
-        lines += [note for note in (outputVolume.GetAttribute(mrml.ATTRIBUTE_NOTES) or "").split("\n") if note]
+        lines += [note for note in (outputVolume.GetAttribute(ATTRIBUTE_NOTES) or "").split("\n") if note]
         return "\n".join(lines)
 
     @staticmethod
@@ -495,14 +511,14 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         point lies inside the brain; without it, or while it has no point, the field-of-view
         centre is the seed.
         """
-        from RRLSRNSuperResLib.segmentation import create_brain_segmentation, markups_seed_ras
+        from RRLSRNSuperResLib.mrml.segmentations import create_brain_segmentation, markups_seed_ras
 
         return create_brain_segmentation(inputVolume, seed_ras=markups_seed_ras(seedPoints, inputVolume))
 
     @staticmethod
     def openInSegmentEditor(segmentationNode, sourceVolume) -> None:
         """Hand over to Segment Editor with the segmentation, its source volume and the brain segment selected."""
-        from RRLSRNSuperResLib.segmentation import brain_segment_id
+        from RRLSRNSuperResLib.mrml.segmentations import brain_segment_id
 
         segmentId = brain_segment_id(segmentationNode)
         slicer.util.selectModule("SegmentEditor")
@@ -544,7 +560,8 @@ class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
         self.test_superresolvesSimulatedLowResolutionSample()
 
     def test_superresolvesSimulatedLowResolutionSample(self):
-        from RRLSRNSuperResLib import degrade, metrics
+        from RRLSRNSuperResLib.evaluation import metrics
+        from RRLSRNSuperResLib.imaging import degrade
 
         self.delayDisplay("Loading the bundled sample")
         sample = slicer.util.loadVolume(resourcePath("SampleData", SAMPLE_FILE))

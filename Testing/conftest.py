@@ -22,8 +22,8 @@ def mrml_scene():
 def mrml_tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small untrained RRLSRN (depth 1, 8 channels) as TorchScript: fast, still a real x2 network."""
     import torch
-    from RRLSRNSuperResLib.model_io import export_torchscript
-    from RRLSRNSuperResLib.network import RRLSRN, NetworkConfig
+    from RRLSRNSuperResLib.model.artifact import export_torchscript
+    from RRLSRNSuperResLib.model.network import RRLSRN, NetworkConfig
 
     torch.manual_seed(0)
     config = NetworkConfig(depth=1, channels=8)

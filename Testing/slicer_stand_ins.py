@@ -93,6 +93,9 @@ class _ScriptedLoadableModuleWidget:
         self.parent = parent
         self.moduleName = self.__class__.__name__[: -len("Widget")]
 
+    def onReload(self) -> None:  # noqa: N802
+        """Slicer's own part (re-executing the module file) needs the application."""
+
 
 class _ScriptedLoadableModuleLogic:
     def __init__(self, parent: Any = None):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from RRLSRNSuperResLib.devices import cuda_usable, select_device
-from RRLSRNSuperResLib.engine import superresolve
+from RRLSRNSuperResLib.engine.devices import cuda_usable, select_device
+from RRLSRNSuperResLib.engine.volume import superresolve
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not cuda_usable(), reason="no working CUDA GPU here")]
 

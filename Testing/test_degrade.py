@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from RRLSRNSuperResLib import degrade
+from RRLSRNSuperResLib.imaging import degrade
 
 HR_SHAPE = (32, 48)
 # (cycles along rows, cycles along columns, amplitude, phase) per period of the HR slice:

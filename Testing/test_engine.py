@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from RRLSRNSuperResLib.engine import brain_window, superresolve
+from RRLSRNSuperResLib.engine.slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
+from RRLSRNSuperResLib.engine.volume import brain_window, superresolve
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
-from RRLSRNSuperResLib.slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_same_input_gives_the_same_output(sample_crop):
 @pytest.fixture(scope="module")
 def bundled_runner():
     """The bundled model's slice runner on the CPU."""
-    from RRLSRNSuperResLib.engine import resolve_model
+    from RRLSRNSuperResLib.engine.volume import resolve_model
 
     model, halo = resolve_model(None)
     return SliceRunner(model.to(memory_format=torch.channels_last), torch.device("cpu"), halo)
@@ -90,8 +90,8 @@ def test_a_box_at_the_slice_edge_equals_the_whole_slice_run_too(sample_crop, bun
 
 
 def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_the_network(sample_crop):
-    from RRLSRNSuperResLib.degrade import cubic_spline_upsample_slice
-    from RRLSRNSuperResLib.intensity import robust_scale
+    from RRLSRNSuperResLib.imaging.degrade import cubic_spline_upsample_slice
+    from RRLSRNSuperResLib.imaging.intensity import robust_scale
 
     voxels, mask, spacing = sample_crop
     boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask)
@@ -161,7 +161,7 @@ def test_output_type_on_request_is_rounded_and_clipped(sample_crop):
 
 
 def test_model_beats_cubic_spline_on_a_simulated_low_resolution_slice(sample_crop):
-    from RRLSRNSuperResLib.degrade import cubic_spline_upsample_slice, downsample_slices
+    from RRLSRNSuperResLib.imaging.degrade import cubic_spline_upsample_slice, downsample_slices
 
     voxels, mask, spacing = sample_crop
     high = voxels.astype(np.float32)

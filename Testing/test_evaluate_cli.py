@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from RRLSRNSuperResLib import cli, evaluation
-from RRLSRNSuperResLib.geometry import Geometry
-from RRLSRNSuperResLib.progress_bar import render, terminal_progress
-from RRLSRNSuperResLib.volume_io import write_volume
+from RRLSRNSuperResLib.cli import main as cli
+from RRLSRNSuperResLib.cli.progress_bar import render, terminal_progress
+from RRLSRNSuperResLib.evaluation import simulated_lr as evaluation
+from RRLSRNSuperResLib.imaging.geometry import Geometry
+from RRLSRNSuperResLib.io.volumes import write_volume
 
 SHAPE_KJI = (3, 41, 47)  # odd in-plane sizes: evaluation crops them to even
 SPACING_IJK = (1.0, 1.0, 3.0)  # thick k: slices along k
@@ -95,7 +96,7 @@ def test_progress_bar_only_on_a_terminal():
 
 
 def test_demo_figure_has_two_rows_of_four_cells(tmp_path):
-    from RRLSRNSuperResLib import demo_command
+    from RRLSRNSuperResLib.cli import demo as demo_command
 
     image, mask = phantom((3, 48, 48))
     comparison = evaluation.simulate(image, SPACING_IJK, mask, device="cpu")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from RRLSRNSuperResLib.geometry import Geometry, slice_axis, upsampled_geometry
+from RRLSRNSuperResLib.imaging.geometry import Geometry, slice_axis, upsampled_geometry
 
 
 def random_direction(rng: np.random.Generator) -> np.ndarray:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from RRLSRNSuperResLib import mask_command
+from RRLSRNSuperResLib.cli import mask as mask_command
 from RRLSRNSuperResLib.errors import UserInputError
-from RRLSRNSuperResLib.geometry import Geometry, upsampled_geometry
-from RRLSRNSuperResLib.masks import dice, fetal_brain_mask, mask_to_x2_grid
+from RRLSRNSuperResLib.evaluation.metrics import dice
+from RRLSRNSuperResLib.imaging.geometry import Geometry, upsampled_geometry
+from RRLSRNSuperResLib.io.volumes import read_volume
+from RRLSRNSuperResLib.masks.fetal_brain import fetal_brain_mask
+from RRLSRNSuperResLib.masks.transfer import mask_to_x2_grid
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
-from RRLSRNSuperResLib.volume_io import read_volume
 
 # Measured 0.878 on the sample (sub-01 run-1) with the default settings; the margin allows for
 # other SciPy/scikit-image versions moving the watershed boundary by a voxel here and there.

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from RRLSRNSuperResLib import metrics
 from RRLSRNSuperResLib.errors import UserInputError
+from RRLSRNSuperResLib.evaluation import metrics
 from scipy import stats
 from skimage.metrics import structural_similarity
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from RRLSRNSuperResLib import model_io
 from RRLSRNSuperResLib.errors import UserInputError
+from RRLSRNSuperResLib.model import artifact as model_io
 from RRLSRNSuperResLib.resources import bundled_model_path
 
 

@@ -7,6 +7,7 @@ unittest's runner, as ``slicer_add_python_unittest`` runs it under CTest.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import types
@@ -140,6 +141,32 @@ def test_module_and_widget_find_resources_in_the_top_level_folder(slicer_module)
     assert parent.icon[1] == str(ROOT / "Resources" / "Icons" / "RRLSRNSuperRes.png")
 
 
+def test_reload_imports_the_loaded_lib_modules_anew_in_dependency_order(slicer_module, monkeypatch):
+    import RRLSRNSuperResLib
+    import RRLSRNSuperResLib.cli.main  # noqa: F401 (the last room)
+    import RRLSRNSuperResLib.mrml.segmentations  # noqa: F401 (mrml, masks, imaging, errors)
+
+    before = {name: module for name, module in sys.modules.items() if name.startswith("RRLSRNSuperResLib")}
+    rooms = RRLSRNSuperResLib.SUBPACKAGES
+    imported = []
+    real_import = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, package=None: imported.append(name) or real_import(name, package))
+    try:
+        slicer_module.RRLSRNSuperResWidget().onReload()
+        after = {name: module for name, module in sys.modules.items() if name.startswith("RRLSRNSuperResLib")}
+    finally:  # the other tests hold the original classes (UserInputError, ...): put the originals back
+        for name in [name for name in sys.modules if name.startswith("RRLSRNSuperResLib")]:
+            del sys.modules[name]
+        sys.modules.update(before)
+
+    assert set(after) == set(before)
+    assert all(after[name] is not before[name] for name in before), "every module object is new"
+    ranks = [next(rank for rank, room in enumerate(rooms) if name.startswith(f"RRLSRNSuperResLib.{room}"))
+             for name in imported if any(name.startswith(f"RRLSRNSuperResLib.{room}") for room in rooms)]
+    assert ranks == sorted(ranks) and len(set(ranks)) >= 4, imported
+
+
 def test_module_runs_in_slicers_python_without_scikit_image():
     """A fresh interpreter that refuses scikit-image and all else Slicer's Python lacks (see slicer_python.py)."""
     script = f"""
@@ -172,7 +199,7 @@ slab = slicer.util.addVolumeFromArray(slicer.util.arrayFromVolume(sample)[10:12]
 output = logic.process(slab, device="cpu", brainSegmentation=segmentation)
 assert slicer.util.arrayFromVolume(output).shape == (2, 640, 640)
 assert slicer.util.arrayFromVolume(logic.brainMaskLabelmap(output)).any()
-from RRLSRNSuperResLib import metrics
+from RRLSRNSuperResLib.evaluation import metrics
 assert 0.99 < metrics.ssim_map(np.ones((16, 16)), np.ones((16, 16)), 1.0).min()
 print("RAN IN SLICER PYTHON", sorted(refused & {{"skimage", "PIL", "matplotlib"}}))
 """

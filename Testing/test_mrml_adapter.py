@@ -16,7 +16,7 @@ import slicer.util
 import vtk
 from RRLSRNSuperResLib import superresolve_volume_node
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
-from RRLSRNSuperResLib.mrml import ATTRIBUTE_DEVICE, ATTRIBUTE_SLICE_AXIS, OUTPUT_NAME_SUFFIX
+from RRLSRNSuperResLib.mrml.volumes import ATTRIBUTE_DEVICE, ATTRIBUTE_SLICE_AXIS, OUTPUT_NAME_SUFFIX
 
 SPACING_THICK_K = (0.9, 1.1, 3.5)
 AXIS_ALIGNED = np.eye(3)
@@ -285,3 +285,16 @@ def test_importing_the_package_imports_neither_slicer_nor_torch():
     code = "import sys, RRLSRNSuperResLib; print('slicer' in sys.modules, 'torch' in sys.modules)"
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert answer.stdout.split() == ["False", "False"]
+
+
+def test_public_api_and_the_rrlsrn_command_resolve():
+    import importlib.metadata
+
+    from RRLSRNSuperResLib import create_brain_segmentation, superresolve
+    from RRLSRNSuperResLib.cli.main import main
+
+    assert superresolve.__module__ == "RRLSRNSuperResLib.engine.volume"
+    assert superresolve_volume_node.__module__ == "RRLSRNSuperResLib.mrml.volumes"
+    assert create_brain_segmentation.__module__ == "RRLSRNSuperResLib.mrml.segmentations"
+    (command,) = [entry for entry in importlib.metadata.entry_points(group="console_scripts") if entry.name == "rrlsrn"]
+    assert command.load() is main

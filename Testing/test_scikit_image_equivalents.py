@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from RRLSRNSuperResLib.intensity import otsu_threshold
-from RRLSRNSuperResLib.masks import convex_hull_2d, marker_watershed
-from RRLSRNSuperResLib.metrics import ssim_map
+from RRLSRNSuperResLib.evaluation.metrics import ssim_map
+from RRLSRNSuperResLib.imaging.intensity import otsu_threshold
+from RRLSRNSuperResLib.masks.fetal_brain import convex_hull_2d, marker_watershed
 
 skimage = pytest.importorskip("skimage")
 

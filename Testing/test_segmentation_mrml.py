@@ -8,11 +8,12 @@ import slicer
 import slicer.util
 import vtk
 from RRLSRNSuperResLib.errors import UserInputError
-from RRLSRNSuperResLib.geometry import upsampled_geometry
-from RRLSRNSuperResLib.masks import dice, fetal_brain_mask, mask_to_x2_grid
-from RRLSRNSuperResLib.mrml import apply_geometry, geometry_from_node
-from RRLSRNSuperResLib.resources import sample_volume_path
-from RRLSRNSuperResLib.segmentation import (
+from RRLSRNSuperResLib.evaluation.metrics import dice
+from RRLSRNSuperResLib.imaging.geometry import upsampled_geometry
+from RRLSRNSuperResLib.io.volumes import read_volume
+from RRLSRNSuperResLib.masks.fetal_brain import fetal_brain_mask
+from RRLSRNSuperResLib.masks.transfer import mask_to_x2_grid
+from RRLSRNSuperResLib.mrml.segmentations import (
     BRAIN_MASK_LABEL,
     SEGMENT_NAME,
     brain_mask_on_volume,
@@ -22,7 +23,8 @@ from RRLSRNSuperResLib.segmentation import (
     markups_seed_ras,
     segment_mask_on_volume,
 )
-from RRLSRNSuperResLib.volume_io import read_volume
+from RRLSRNSuperResLib.mrml.volumes import apply_geometry, geometry_from_node
+from RRLSRNSuperResLib.resources import sample_volume_path
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 

@@ -120,7 +120,7 @@ def test_input_selector_lists_only_plain_scalar_volumes():
 
 def test_cmake_lists_the_module_file_and_every_lib_file_and_nothing_else():
     listed = cmake_list("MODULE_PYTHON_SCRIPTS")
-    on_disk = {"RRLSRNSuperRes.py"} | {f"RRLSRNSuperResLib/{path.name}" for path in LIB_DIR.glob("*.py")}
+    on_disk = {"RRLSRNSuperRes.py"} | {path.relative_to(MODULE_DIR).as_posix() for path in LIB_DIR.rglob("*.py")}
     assert len(listed) == len(set(listed)), "a file is listed twice"
     assert {"not listed": sorted(on_disk - set(listed)), "listed, not on disk": sorted(set(listed) - on_disk)} == {
         "not listed": [], "listed, not on disk": []}
@@ -180,8 +180,6 @@ def imports_of(path: Path) -> list[tuple[str, list[str]]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = ".".join(("RRLSRNSuperResLib", *path.relative_to(LIB_DIR).parent.parts)) if LIB_DIR in path.parents \
         else ""
-    if path.name == "__init__.py" and package == "RRLSRNSuperResLib":
-        package = "RRLSRNSuperResLib"
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -231,7 +229,8 @@ def slicer_facing_files() -> list[Path]:
 def test_slicer_facing_code_imports_only_what_slicers_python_has():
     files = slicer_facing_files()
     assert len(files) >= 6, [f.name for f in files]
-    assert LIB_DIR / "mrml.py" in files and LIB_DIR / "masks.py" in files, "the walk missed the MRML side"
+    assert LIB_DIR / "mrml" / "volumes.py" in files and LIB_DIR / "masks" / "fetal_brain.py" in files, \
+        "the walk missed the MRML side"
     allowed = set(sys.stdlib_module_names) | SLICER_PYTHON_PACKAGES
     foreign = {f"{path.relative_to(ROOT)}: {module}" for path in files for module, _ in imports_of(path)
                if module.split(".")[0] not in allowed | (SLICER_MODULES_THE_MODULE_FILE_USES if path == MODULE_FILE
@@ -252,3 +251,59 @@ def test_extension_metadata_points_at_files_that_exist():
         value = re.search(rf'set\({key} "([^"]*)"\)', text).group(1)
         assert "RRLSRNSuperRes/RRLSRNSuperRes" not in value, f"{key} names a placeholder repository"
         assert value.startswith("https://") or (ROOT / value).is_file(), f"{key}: {value}"
+
+
+def lib_rooms() -> tuple[str, ...]:
+    tree = ast.parse((LIB_DIR / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SUBPACKAGES":
+            return tuple(element.value for element in node.value.elts)
+    raise AssertionError("no SUBPACKAGES in the Lib's __init__.py")
+
+
+def room_of(path: Path) -> str:
+    """The subpackage a Lib file belongs to, or its module name for the few top-level modules."""
+    parts = path.relative_to(LIB_DIR).parts
+    return parts[0] if len(parts) > 1 else parts[0].removesuffix(".py")
+
+
+def room_imports() -> dict[str, set[str]]:
+    """Room -> the other rooms (and top-level Lib modules) and third-party packages its files import."""
+    imports: dict[str, set[str]] = {}
+    for path in LIB_DIR.rglob("*.py"):
+        room = room_of(path)
+        for module, _ in imports_of(path):
+            parts = module.split(".")
+            target = parts[1] if parts[0] == "RRLSRNSuperResLib" and len(parts) > 1 else parts[0]
+            if target != room:
+                imports.setdefault(room, set()).add(target)
+    return imports
+
+
+def test_the_lib_is_a_handful_of_top_level_modules_and_rooms_that_say_their_job():
+    top_level = sorted(path.name for path in LIB_DIR.glob("*.py"))
+    assert len(top_level) <= 5, top_level
+    rooms = lib_rooms()
+    assert sorted(rooms) == sorted(path.parent.name for path in LIB_DIR.glob("*/__init__.py"))
+    assert len(rooms) >= 4
+    for room in rooms:
+        docstring = ast.get_docstring(ast.parse((LIB_DIR / room / "__init__.py").read_text()))
+        assert docstring and "May import" in docstring and "Must not" in docstring, room
+
+
+def test_rooms_import_only_rooms_before_them_so_the_graph_has_no_cycle():
+    rooms = lib_rooms()
+    imports = room_imports()
+    for position, room in enumerate(rooms):
+        later = set(rooms[position:]) & imports.get(room, set())
+        assert later == set(), f"{room} imports {sorted(later)}, which come after it in SUBPACKAGES"
+    for top_level in ("errors", "resources", "__init__"):
+        assert set(rooms) & imports.get(top_level, set()) == set(), f"{top_level} must not import a room"
+
+
+def test_imaging_is_the_foundation_cli_the_roof_and_mrml_the_only_slicer_door():
+    imports = room_imports()
+    assert set(lib_rooms()) & imports.get("imaging", set()) == set()
+    assert not [room for room, targets in imports.items() if "cli" in targets]
+    assert sorted(room for room, targets in imports.items() if targets & {"slicer", "qt", "ctk"}) == ["mrml"]
+    assert not [module for module, _ in imports_of(MODULE_FILE) if module.startswith("RRLSRNSuperResLib.cli")]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from RRLSRNSuperResLib.cli import main
+from RRLSRNSuperResLib.cli.main import main
 from test_geometry import random_direction
 
 
@@ -197,7 +197,7 @@ def test_nan_voxels_can_be_replaced_on_request(tmp_path):
 
 def test_truncated_gzip_check_reads_whole_files(tmp_path):
     from RRLSRNSuperResLib.errors import UserInputError
-    from RRLSRNSuperResLib.volume_io import read_volume
+    from RRLSRNSuperResLib.io.volumes import read_volume
 
     path = tmp_path / "x.nii.gz"
     write_image(path, np.arange(600, dtype=np.float32).reshape(6, 10, 10), (1, 1, 1))

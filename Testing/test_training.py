@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from RRLSRNSuperResLib.losses import charbonnier_loss, gradient_difference_loss, rrlsrn_loss
-from RRLSRNSuperResLib.model_io import export_torchscript, load_model
-from RRLSRNSuperResLib.network import RRLSRN, NetworkConfig
-from RRLSRNSuperResLib.training import TrainingConfig, load_checkpoint, train
-from RRLSRNSuperResLib.training_data import TrainingVolume, inplane_slice_axes, read_pack, write_pack
+from RRLSRNSuperResLib.model.artifact import export_torchscript, load_model
+from RRLSRNSuperResLib.model.network import RRLSRN, NetworkConfig
+from RRLSRNSuperResLib.training.data import TrainingVolume, inplane_slice_axes, read_pack, write_pack
+from RRLSRNSuperResLib.training.loop import TrainingConfig, load_checkpoint, train
+from RRLSRNSuperResLib.training.losses import charbonnier_loss, gradient_difference_loss, rrlsrn_loss
 
 
 def test_image_branch_starts_as_bilinear_interpolation_on_the_x2_grid():
@@ -102,7 +102,7 @@ def test_resume_continues_an_interrupted_run(tmp_path):
 
 def test_train_command_builds_a_pack_from_a_list_of_volumes_and_exports(tmp_path, capsys):
     import SimpleITK as sitk
-    from RRLSRNSuperResLib.cli import main
+    from RRLSRNSuperResLib.cli.main import main
 
     paths = []
     for n, volume in enumerate(smooth_volumes(2, "train") + smooth_volumes(1, "val")):

@@ -1,5 +1,10 @@
 """RRLSRN x2 in-plane super-resolution of brain MRI stacks: the Slicer-free core package.
 
+Rooms (subpackages, see ``SUBPACKAGES``): ``imaging`` pure numerics, ``model`` the network and
+its artifact, ``io`` files, ``masks`` the fetal brain mask, ``engine`` volume -> x2 volume,
+``evaluation`` metrics and comparisons, ``training``, ``mrml`` the Slicer adapters, ``cli``
+the command. At the top only this public API, ``errors`` and ``resources``.
+
 The MRML entry points are resolved lazily (module ``__getattr__``), so ``import
 RRLSRNSuperResLib`` stays cheap and imports neither ``slicer`` nor ``torch``: the CLI, the
 tests and Slicer's generic module tests can import the package without those costs.
@@ -11,9 +16,13 @@ import importlib
 from typing import Any
 
 _LAZY_EXPORTS = {
-    "superresolve_volume_node": "mrml",
-    "create_brain_segmentation": "segmentation",
+    "superresolve": "engine.volume",
+    "superresolve_volume_node": "mrml.volumes",
+    "create_brain_segmentation": "mrml.segmentations",
 }
+
+SUBPACKAGES = ("imaging", "model", "io", "masks", "engine", "evaluation", "training", "mrml", "cli")
+"""The rooms of the Lib in dependency order: each imports only rooms before it (``Testing`` checks)."""
 
 __all__ = sorted(_LAZY_EXPORTS)
 

@@ -20,9 +20,10 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
-from . import degrade, metrics
-from .errors import UserInputError
-from .geometry import numpy_axis, slice_axis
+from ..errors import UserInputError
+from ..imaging import degrade
+from ..imaging.geometry import numpy_axis, slice_axis
+from . import metrics
 
 METHODS = ("cubic_spline", "bicubic", "rrlsrn")
 BASELINES = ("cubic_spline", "bicubic")
@@ -71,8 +72,8 @@ def conventions(degradation: str) -> dict:
 
 def model_identity(model: Path | str | None) -> dict:
     """Which model file was scored (the bundled one when None), with its SHA256 to pin the numbers."""
-    from .model_io import sha256_of
-    from .resources import bundled_model_path
+    from ..model.artifact import sha256_of
+    from ..resources import bundled_model_path
 
     path = Path(model) if model is not None else bundled_model_path()
     return {"path": str(path), "bundled": model is None, "sha256": sha256_of(path) if path.is_file() else None}
@@ -103,7 +104,7 @@ def bicubic_baseline(lr_slices: np.ndarray) -> np.ndarray:
 def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int, *,
                    model=None, device: str = "auto", progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """Run the engine on the LR volume (back in KJI order) and return its x2 slices and run facts."""
-    from .engine import superresolve
+    from ..engine.volume import superresolve
 
     lr_kji = np.moveaxis(lr_slices, 0, numpy_axis(axis_ijk))
     result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), plane="ijk"[axis_ijk], model=model,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -13,12 +13,12 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import evaluation, metrics
-from .atomic_files import write_json
-from .degrade import DEGRADATIONS
-from .errors import UserInputError
-from .geometry import PLANES
-from .volume_io import Volume, check_output_path, read_mask_on_grid, read_volume
+from ..errors import UserInputError
+from ..evaluation import metrics, simulated_lr
+from ..imaging.degrade import DEGRADATIONS
+from ..imaging.geometry import PLANES
+from ..io.atomic_files import write_json
+from ..io.volumes import Volume, check_output_path, read_mask_on_grid, read_volume
 
 SUMMARISED = (("psnr_gain_db", "over_cubic_spline"), ("psnr_gain_db", "over_bicubic"),
               ("ssim_gain", "over_cubic_spline"), ("ssim_gain", "over_bicubic"))
@@ -80,7 +80,7 @@ def summary_of(results: List[dict]) -> dict:
     summary = {f"{kind}_{baseline}": metrics.summarise([r[kind][baseline] for r in results])
                for kind, baseline in SUMMARISED}
     for kind in ("psnr", "ssim"):
-        summary[kind] = {name: metrics.summarise([r[kind][name] for r in results]) for name in evaluation.METHODS}
+        summary[kind] = {name: metrics.summarise([r[kind][name] for r in results]) for name in simulated_lr.METHODS}
     return summary
 
 
@@ -109,7 +109,7 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
     print(table_header())
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         name = volume_name(hr_path)
-        scores = evaluation.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
+        scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
                                             model=args.model, device=args.device, plane=args.plane,
                                             progress=terminal_progress(name))
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
@@ -124,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
     summary = summary_of(results)
     print_summary(summary)
     if args.json is not None:
-        report = {"command": "rrlsrn evaluate", "model": evaluation.model_identity(args.model),
+        report = {"command": "rrlsrn evaluate", "model": simulated_lr.model_identity(args.model),
                   "device_option": args.device, "plane_option": args.plane,
-                  "conventions": evaluation.conventions(args.degradation), "volumes": results, "summary": summary}
+                  "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0

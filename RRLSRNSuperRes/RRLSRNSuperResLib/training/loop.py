@@ -1,6 +1,6 @@
 """Training loop: in-plane patch sampling, on-the-fly degradation, checkpoints, validation.
 
-Needs only numpy and torch (reads a pack from ``training_data``), so it runs on a GPU
+Needs only numpy and torch (reads a pack from ``training.data``), so it runs on a GPU
 machine without SimpleITK. Patches are cut with a margin, degraded, then cropped, so the
 LR never sees the patch border (antialiasing and k-space truncation reach beyond it).
 """
@@ -17,10 +17,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .degrade import bicubic_upsample, downsample
+from ..imaging.degrade import bicubic_upsample, downsample
+from ..model.network import RRLSRN, NetworkConfig
+from .data import TrainingVolume
 from .losses import rrlsrn_loss
-from .network import RRLSRN, NetworkConfig
-from .training_data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
 FOREGROUND_LEVEL = 0.05  # normalised intensity counted as tissue
@@ -145,7 +145,7 @@ def make_optimizer(model: RRLSRN, config: TrainingConfig) -> torch.optim.Optimiz
 
 def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
     """A fixed set of even-sized foreground slices from each validation volume, all axes."""
-    from .degrade import crop_to_even
+    from ..imaging.degrade import crop_to_even
 
     slices = []
     for volume in volumes:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +31,9 @@ def parse_seed(text: str) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .masks import dice, fetal_brain_mask
-    from .volume_io import check_output_path, read_volume, write_volume
+    from ..evaluation.metrics import dice
+    from ..io.volumes import check_output_path, read_volume, write_volume
+    from ..masks.fetal_brain import fetal_brain_mask
 
     output = check_output_path(args.output, [args.input])
     volume = read_volume(args.input)

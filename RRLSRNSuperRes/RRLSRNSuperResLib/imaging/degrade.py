@@ -1,7 +1,7 @@
 """HR -> LR simulation (x2 in-plane) and the interpolation baselines, as fixed by DESIGN.md.
 
 LR pixel ``j`` is centred between HR pixels ``2j`` and ``2j+1``: the x2 output grid of
-``geometry.py`` read backwards, so SR(LR) and HR share one grid. All functions work on
+``imaging.geometry`` read backwards, so SR(LR) and HR share one grid. All functions work on
 torch batches ``N x 1 x H x W`` (H, W even for degradation); numpy wrappers work per slice.
 """
 

@@ -24,9 +24,9 @@ import slicer
 import vtk
 from slicer.util import arrayFromVolume, updateVolumeFromArray
 
-from .errors import UserInputError
-from .masks import fetal_brain_mask
-from .mrml import check_scalar_volume, place_beside
+from ..errors import UserInputError
+from ..masks.fetal_brain import fetal_brain_mask
+from .volumes import check_scalar_volume, place_beside
 
 SEGMENT_NAME = "Fetal brain"
 BRAIN_MASK_LABEL = 1

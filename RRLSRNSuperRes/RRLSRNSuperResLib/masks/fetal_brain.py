@@ -32,8 +32,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from .errors import UserInputError
-from .geometry import numpy_axis, slice_axis
+from ..errors import UserInputError
+from ..imaging.geometry import numpy_axis, slice_axis
 
 BRAIN_LABEL = 1
 BACKGROUND_LABEL = 2
@@ -229,26 +229,3 @@ def _component_nearest(mask: np.ndarray, seed_kji: np.ndarray, spacing_kji: np.n
     distance = _distance_mm(mask.shape, spacing_kji, seed_kji)
     nearest = ndimage.minimum(distance, labels, index=np.arange(1, count + 1))
     return labels == int(np.argmin(nearest)) + 1
-
-
-def mask_to_x2_grid(mask_kji: np.ndarray, slice_axis: int) -> np.ndarray:
-    """A 0/1 mask on the x2 super-resolution grid (``geometry.upsampled_geometry``).
-
-    On that grid output voxels 2n and 2n+1 along an upsampled axis both lie inside input
-    voxel n (their centres are at n - 1/4 and n + 1/4), so nearest-neighbour upsampling is
-    exact: ``np.repeat`` by 2 along the two in-plane numpy axes. ``slice_axis`` is the IJK
-    axis (0=i, 1=j, 2=k) that keeps its size; the result is numpy KJI like the input.
-    """
-    through = numpy_axis(slice_axis)
-    upsampled = np.asarray(mask_kji)
-    for axis in (a for a in range(3) if a != through):
-        upsampled = np.repeat(upsampled, 2, axis=axis)
-    return upsampled
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two masks (nonzero = inside); 1.0 when both are empty."""
-    a = np.asarray(a) > 0
-    b = np.asarray(b) > 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total

@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from .network import NetworkConfig
-from .training import TrainingConfig
+from ..model.network import NetworkConfig
+from ..training.loop import TrainingConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,11 +49,11 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .devices import select_device
-    from .errors import UserInputError
-    from .model_io import export_torchscript
-    from .training import load_checkpoint, train
-    from .training_data import build_default_pack, build_pack, read_pack
+    from ..engine.devices import select_device
+    from ..errors import UserInputError
+    from ..model.artifact import export_torchscript
+    from ..training.data import build_default_pack, build_pack, read_pack
+    from ..training.loop import load_checkpoint, train
 
     if args.val_volumes and not args.volumes:
         raise UserInputError("--val-volumes goes with --volumes")

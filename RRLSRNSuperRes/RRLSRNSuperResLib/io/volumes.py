@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserInputError
+from ..imaging.geometry import Geometry
 from .atomic_files import replace_atomically
-from .errors import UserInputError
-from .geometry import Geometry
 
 _GZIP_CHUNK = 1 << 22
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .intensity import foreground_threshold, robust_scale
+from ..imaging.intensity import foreground_threshold, robust_scale
 
 _QUANT_OFFSET = 0.25
 _QUANT_STEP = 1.0 / 4000.0  # error SD 7e-5 of the normalised range: far below MRI noise
@@ -78,7 +78,7 @@ def crop_to_foreground(voxels: np.ndarray, margin: int = CROP_MARGIN) -> np.ndar
 
 def load_training_volume(path: Path, subject: str, role: str) -> TrainingVolume:
     """Read, normalise (foreground percentile) and crop one volume for training."""
-    from .volume_io import read_volume
+    from ..io.volumes import read_volume
 
     volume = read_volume(path)
     scale = robust_scale(volume.voxels)

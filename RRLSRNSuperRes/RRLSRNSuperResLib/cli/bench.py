@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .devices import DEVICES
+from ..engine.devices import DEVICES
 
 _MATMUL_SIDE = 2048
 _PROBE_SIDE = 64
@@ -68,10 +68,10 @@ def _median_seconds(run, repeats: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .devices import select_device
-    from .engine import resolve_model, superresolve
-    from .resources import sample_volume_path
-    from .volume_io import read_mask_on_grid, read_volume
+    from ..engine.devices import select_device
+    from ..engine.volume import resolve_model, superresolve
+    from ..io.volumes import read_mask_on_grid, read_volume
+    from ..resources import sample_volume_path
 
     volume = read_volume(args.input or sample_volume_path())
     device = select_device(args.device)

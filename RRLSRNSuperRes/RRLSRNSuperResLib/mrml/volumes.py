@@ -5,8 +5,8 @@ classes and the ``slicer.util`` array helpers), never Qt, ``slicer.app`` or
 ``slicer.modules``, so the same code runs inside Slicer and in a bare ``vtkMRMLScene``.
 
 Conventions: Slicer arrays are numpy [k, j, i] (KJI); the node's IJKToRAS is converted to
-the Lib's :class:`~.geometry.Geometry` in RAS (origin, spacing and direction columns = IJK
-axes) and back, so the x2 grid maths of ``geometry.py`` applies unchanged. The array is
+the Lib's :class:`~..imaging.geometry.Geometry` in RAS (origin, spacing and direction columns = IJK
+axes) and back, so the x2 grid maths of ``imaging.geometry`` applies unchanged. The array is
 computed before any node is created or modified: a cancelled or failed run leaves the scene
 exactly as it was. The engine (and so torch) is imported on the first super-resolution,
 so the geometry helpers here also serve callers that have no torch yet.
@@ -21,11 +21,11 @@ import slicer
 import vtk
 from slicer.util import arrayFromVolume, updateVolumeFromArray
 
-from .errors import SuperResolutionCancelled, UserInputError
-from .geometry import Geometry, upsampled_geometry
+from ..errors import SuperResolutionCancelled, UserInputError
+from ..imaging.geometry import Geometry, upsampled_geometry
 
 if TYPE_CHECKING:
-    from .engine import SuperResolutionResult
+    from ..engine.volume import SuperResolutionResult
 
 OUTPUT_NAME_SUFFIX = " x2 RRLSRN"
 
@@ -229,7 +229,7 @@ def superresolve_volume_node(
     observing the input's parent transform, with the input's window/level and colour, placed
     beside the input in the subject hierarchy; device, time and notes as node attributes.
     """
-    from .engine import superresolve
+    from ..engine.volume import superresolve
 
     check_scalar_volume(input_volume_node)
     if input_volume_node.GetScene() is None:

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
-from . import evaluation
-from .errors import UserInputError
+from ..errors import UserInputError
+from ..evaluation import simulated_lr
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .volume_io import Volume
+    from ..io.volumes import Volume
 
 SAMPLE_NAME = "sub-01_run-1_T2w"
 BOX_MARGIN_PIXELS = 8
@@ -67,9 +67,9 @@ def nearest_upsample(lr_slice: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(lr_slice, 2, axis=0), 2, axis=1)
 
 
-def figure_panels(comparison: evaluation.Comparison, scores: dict) -> Tuple[List[Panel], List[Panel]]:
+def figure_panels(comparison: simulated_lr.Comparison, scores: dict) -> Tuple[List[Panel], List[Panel]]:
     """The two rows of labelled 8-bit panels on the central brain slice; the volume's PSNRs as a caption."""
-    from .engine import brain_window
+    from ..engine.volume import brain_window
 
     index = central_slice(comparison.region)
     window = brain_window(comparison.region[index][None], BOX_MARGIN_PIXELS)
@@ -110,10 +110,10 @@ def compose(rows: List[List[Panel]]) -> Image.Image:
 
 def superresolve_sample(volume: Volume, device: str, path: Path) -> dict:
     """Step 1: the real stack x2 (whole slices, as ``rrlsrn superres`` does), written on the x2 grid."""
-    from .engine import superresolve
-    from .geometry import upsampled_geometry
+    from ..engine.volume import superresolve
+    from ..imaging.geometry import upsampled_geometry
+    from ..io.volumes import write_volume
     from .progress_bar import terminal_progress
-    from .volume_io import write_volume
 
     result = superresolve(volume.voxels, volume.geometry.spacing, device=device,
                           progress=terminal_progress("super-resolving the sample"))
@@ -143,10 +143,10 @@ def output_folder(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .atomic_files import replace_atomically, write_json
+    from ..io.atomic_files import replace_atomically, write_json
+    from ..io.volumes import read_volume
+    from ..resources import sample_mask_path, sample_volume_path
     from .progress_bar import terminal_progress
-    from .resources import sample_mask_path, sample_volume_path
-    from .volume_io import read_volume
 
     out = output_folder(args.out)
     volume = read_volume(sample_volume_path())
@@ -157,13 +157,13 @@ def run(args: argparse.Namespace) -> int:
           f"voxels (slices along {superres['slice_axis']}) in {superres['seconds']:.1f} s on {superres['device']}")
     print(f"  wrote {superres['path']}")
 
-    comparison = evaluation.simulate(volume.voxels, volume.geometry.spacing, mask, "bicubic", device=args.device,
+    comparison = simulated_lr.simulate(volume.voxels, volume.geometry.spacing, mask, "bicubic", device=args.device,
                                      progress=terminal_progress("simulated-LR evaluation"))
-    scores = evaluation.score(comparison)
+    scores = simulated_lr.score(comparison)
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"command": "rrlsrn demo", "hr": sample_volume_path(), "mask": sample_mask_path(),
-                              "model": evaluation.model_identity(None), "superresolution": superres,
-                              "conventions": evaluation.conventions("bicubic"), "evaluation": scores})
+                              "model": simulated_lr.model_identity(None), "superresolution": superres,
+                              "conventions": simulated_lr.conventions("bicubic"), "evaluation": scores})
     print_scores(scores)
     print(f"  wrote {metrics_path}")
 

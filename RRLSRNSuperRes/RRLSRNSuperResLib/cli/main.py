@@ -6,16 +6,16 @@ import argparse
 import importlib
 import sys
 
-from .errors import SuperResolutionCancelled, UserInputError
+from ..errors import SuperResolutionCancelled, UserInputError
 
 # sub-command -> (module, one-line help); each module has add_arguments(parser) and run(args).
 COMMANDS = {
-    "superres": ("superres_command", "super-resolve a volume x2 in-plane"),
-    "evaluate": ("evaluate_command", "simulate LR from an HR volume and compare with cubic spline and bicubic"),
-    "mask": ("mask_command", "automatic fetal brain mask"),
-    "demo": ("demo_command", "the bundled sample, end to end"),
-    "train": ("train_command", "train a model and export it as TorchScript"),
-    "bench": ("bench_command", "time super-resolution and report GFLOP/s"),
+    "superres": ("superres", "super-resolve a volume x2 in-plane"),
+    "evaluate": ("evaluate", "simulate LR from an HR volume and compare with cubic spline and bicubic"),
+    "mask": ("mask", "automatic fetal brain mask"),
+    "demo": ("demo", "the bundled sample, end to end"),
+    "train": ("train", "train a model and export it as TorchScript"),
+    "bench": ("bench", "time super-resolution and report GFLOP/s"),
 }
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserInputError
+from ..errors import UserInputError
+from ..resources import bundled_model_card_path, bundled_model_path
 from .network import RRLSRN, NetworkConfig
-from .resources import bundled_model_card_path, bundled_model_path
 
 
 def sha256_of(path: Path) -> str:

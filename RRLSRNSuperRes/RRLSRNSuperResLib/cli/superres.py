@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import DEVICES
-from .errors import UserInputError
-from .geometry import PLANES, upsampled_geometry
+from ..engine.devices import DEVICES
+from ..errors import UserInputError
+from ..imaging.geometry import PLANES, upsampled_geometry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engine import superresolve
-    from .masks import mask_to_x2_grid
+    from ..engine.volume import superresolve
+    from ..io.volumes import check_output_path, read_mask_on_grid, read_volume, write_volume
+    from ..masks.transfer import mask_to_x2_grid
     from .progress_bar import terminal_progress
-    from .volume_io import check_output_path, read_mask_on_grid, read_volume, write_volume
 
     if args.batch is not None and args.batch < 1:
         raise UserInputError("--batch must be at least 1")

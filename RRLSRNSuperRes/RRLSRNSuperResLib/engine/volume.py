@@ -18,12 +18,12 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 import torch
 
-from .degrade import cubic_spline_upsample_slice
+from ..errors import SuperResolutionCancelled, UserInputError
+from ..imaging.degrade import cubic_spline_upsample_slice
+from ..imaging.geometry import numpy_axis, slice_axis
+from ..imaging.intensity import IntensityScale, robust_scale
+from ..model.artifact import load_model
 from .devices import select_device
-from .errors import SuperResolutionCancelled, UserInputError
-from .geometry import numpy_axis, slice_axis
-from .intensity import IntensityScale, robust_scale
-from .model_io import load_model
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 
 Progress = Callable[[float, str], Optional[bool]]

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 MASK_DILATION_PIXELS = 3
 BORDER_PIXELS = 4
@@ -72,7 +72,7 @@ def dilate_in_plane(mask_slices: np.ndarray, radius: int = MASK_DILATION_PIXELS)
 
 def foreground_mask(hr_slices: np.ndarray) -> np.ndarray:
     """Voxels above the Otsu threshold of the volume: the region when no brain mask is given."""
-    from .intensity import foreground_threshold
+    from ..imaging.intensity import foreground_threshold
 
     return np.asarray(hr_slices) > foreground_threshold(hr_slices)
 
@@ -176,3 +176,11 @@ def summarise(values: Sequence[float]) -> dict:
     sd = float(data.std(ddof=1))
     low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n)) if sd > 0 else (mean, mean)
     return {"mean": mean, "sd": sd, "ci95_low": float(low), "ci95_high": float(high), "n": n}
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap of two masks (nonzero = inside); 1.0 when both are empty."""
+    a = np.asarray(a) > 0
+    b = np.asarray(b) > 0
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total

@@ -1,0 +1,6 @@
+"""The RRLSRN network, and its TorchScript artifact with the model card (DESIGN.md "Model artifact").
+
+May import: torch, numpy, the Lib's ``errors`` and ``resources``.
+Must not import: ``engine``, ``training``, ``evaluation``, ``mrml``, ``cli``; the model knows
+nothing of volumes, data or front ends.
+"""
