@@ -26,16 +26,18 @@ def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
     A failed or interrupted run leaves no partial file. The file gets the usual permissions
     (0666 less the umask), not the owner-only ones of a temporary file.
     """
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
-    os.close(descriptor)
-    try:
+    temporary = None
+    try:  # from the temporary's creation on: an interrupt right after mkstemp must not leave it behind
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
+        os.close(descriptor)
         write(temporary)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise
 
 
