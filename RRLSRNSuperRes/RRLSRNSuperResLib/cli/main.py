@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),
     "bench": ("bench", "time super-resolution and report GFLOP/s"),
+    "bids": ("bids", "BIDS App: x2 derivatives of every stack of a BIDS dataset, with provenance"),
 }
 
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = ["rrlsrn", *(sys.argv[1:] if argv is None else argv)]  # provenance
     try:
         return int(args.run(args) or 0)
     except (UserInputError, SuperResolutionCancelled) as error:
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; no output was written", file=sys.stderr)
+        print("error: interrupted; no partially written file was left (finished outputs are kept)", file=sys.stderr)
         return 130
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from ..engine.devices import DEVICES
-from ..errors import UserInputError
-from ..imaging.geometry import PLANES, upsampled_geometry
+from ..imaging.geometry import PLANES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,42 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.volume import superresolve
-    from ..io.volumes import check_output_path, read_mask_on_grid, read_volume, write_volume
-    from ..masks.transfer import mask_to_x2_grid
+    from ..pipeline.stack import StackOptions, superresolve_file
     from .progress_bar import terminal_progress
 
-    if args.batch is not None and args.batch < 1:
-        raise UserInputError("--batch must be at least 1")
-    if (args.extract_brain or args.mask_output) and not args.mask:
-        raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)")
-    inputs = [args.input] + ([args.mask] if args.mask else [])
-    output = check_output_path(args.output, inputs)
-    mask_output = check_output_path(args.mask_output, inputs + [output]) if args.mask_output else None
-    volume = read_volume(args.input, replace_nonfinite=args.replace_nonfinite)
-    mask = read_mask_on_grid(args.mask, volume) if args.mask else None
-    # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
-    components = volume.voxels[..., None] if volume.components == 1 else volume.voxels
-    results = []
-    for component in range(components.shape[-1]):
-        label = "superres" if volume.components == 1 else f"component {component + 1}/{volume.components}"
-        results.append(superresolve(
-            components[..., component], volume.geometry.spacing, plane=args.plane, model=args.model,
-            device=args.device, batch_size=args.batch, mask_kji=mask, progress=terminal_progress(label),
-            output_dtype=volume.voxels.dtype if args.output_type == "input" else None))
-    voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
-    geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
-    if mask is not None:
-        mask_x2 = mask_to_x2_grid(mask, results[0].slice_axis)
-        if args.extract_brain:
-            voxels = voxels * (mask_x2 if volume.components == 1 else mask_x2[..., None]).astype(voxels.dtype)
-        if mask_output:
-            write_volume(mask_output, mask_x2.astype(np.uint8), geometry)
-    write_volume(output, voxels, geometry, components=volume.components)
-    seconds = sum(r.seconds for r in results)
-    print(f"wrote {output}: {geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
-          f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[results[0].slice_axis]}, "
-          f"{seconds:.1f} s on {results[0].device}")
-    for note in (note for r in results for note in r.notes):
+    options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch,
+                           keep_input_type=args.output_type == "input", extract_brain=args.extract_brain,
+                           replace_nonfinite=args.replace_nonfinite)
+    result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,
+                               mask_output=args.mask_output, progress_for=terminal_progress)
+    geometry = result.geometry
+    print(f"wrote {result.output}: {geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
+          f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "
+          f"{result.seconds:.1f} s on {result.device}")
+    for note in result.notes:
         print(f"note: {note}")
     return 0

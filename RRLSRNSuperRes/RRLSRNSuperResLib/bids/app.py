@@ -1,0 +1,149 @@
+"""Run the participant level of the BIDS App: every stack once, resumable, in parallel, never half-written.
+
+Each output is written atomically (image first, its sidecar last: a sidecar means a complete
+output). A rerun skips a stack whose sidecar names the same model SHA256, options and mask.
+A failing stack is logged and the others go on. ``jobs`` > 1 spreads stacks over processes
+with the cores shared out between them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..io.atomic_files import write_json
+from ..pipeline.stack import StackOptions, superresolve_file
+from .dataset import Stack, find_mask
+from .derivatives import MASKS_DATASET_KEY, bids_uri, dataset_description, derivative_paths, sidecar
+
+
+@dataclass(frozen=True)
+class Task:
+    """One stack to process, with everything a worker process needs."""
+
+    stack: Stack
+    output_dir: Path
+    model_path: Optional[Path]
+    model: dict[str, str]
+    options: StackOptions
+    mask_dir: Optional[Path]
+    overwrite: bool
+    command: tuple[str, ...]
+
+
+def model_identity(model_path: Path | None) -> dict[str, str]:
+    """Name, file and SHA256 of the model (the bundled one's card is checked at load too)."""
+    from ..model.artifact import read_model_card, sha256_of
+    from ..resources import bundled_model_path
+
+    if model_path is None:
+        card = read_model_card()
+        return {"Name": card["name"], "File": bundled_model_path().name, "SHA256": card["sha256"]}
+    return {"Name": Path(model_path).stem, "File": str(Path(model_path).resolve()), "SHA256": sha256_of(model_path)}
+
+
+def _is_finished(paths: dict[str, Path], expected: dict[str, Any]) -> bool:
+    if not (paths["image"].is_file() and paths["sidecar"].is_file()):
+        return False
+    try:
+        recorded = json.loads(paths["sidecar"].read_text())["RRLSRN"]
+    except (ValueError, KeyError, OSError):
+        return False
+    return all(recorded.get(key) == value for key, value in expected.items())
+
+
+def process_stack(task: Task) -> dict[str, Any]:
+    """Super-resolve one stack into the derivatives (or skip it); a failure is returned, not raised."""
+    started = time.monotonic()
+    paths = derivative_paths(task.output_dir, task.stack)
+    entry: dict[str, Any] = {"source": task.stack.relative, "output": str(paths["image"])}
+    try:
+        mask = find_mask(task.mask_dir, task.stack) if task.mask_dir else None
+        mask_source = bids_uri(Path(mask).relative_to(task.mask_dir).as_posix(), MASKS_DATASET_KEY) if mask else None
+        options = asdict(task.options)
+        if not task.overwrite and _is_finished(paths, {"Model": task.model, "Options": options,
+                                                       "MaskSource": mask_source}):
+            return {**entry, "status": "skipped", "seconds": round(time.monotonic() - started, 3)}
+        paths["image"].parent.mkdir(parents=True, exist_ok=True)
+        result = superresolve_file(task.stack.path, paths["image"], model=task.model_path, options=task.options,
+                                   mask=mask, mask_output=paths["mask"] if mask else None)
+        record = sidecar(task.stack, model=task.model, options=options, mask_source=mask_source,
+                         result={"device": result.device, "slice_axis": result.slice_axis,
+                                 "spacing": result.geometry.spacing, "seconds": result.seconds},
+                         command=list(task.command))
+        write_json(paths["sidecar"], record)
+        written = [str(paths["image"]), str(paths["sidecar"])] + ([str(paths["mask"])] if mask else [])
+        return {**entry, "status": "done", "seconds": round(time.monotonic() - started, 3), "written": written,
+                "notes": result.notes}
+    except Exception as error:  # noqa: BLE001 (one bad stack must not stop the cohort)
+        return {**entry, "status": "failed", "seconds": round(time.monotonic() - started, 3),
+                "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _results(tasks: list[Task], jobs: int) -> Any:
+    """Yield each task's result as it finishes: in this process, or in ``jobs`` worker processes."""
+    if jobs <= 1:
+        for task in tasks:
+            yield process_stack(task)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn: workers start clean, with no thread pools inherited from this process.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(process_stack, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # running stacks end atomically; queued ones never start
+            raise
+
+
+def log_path(output_dir: Path) -> Path:
+    """A log file name no other run writes, also when several machines share the dataset."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return output_dir / "logs" / f"rrlsrn-bids_{stamp}_{socket.gethostname()}_{os.getpid()}.json"
+
+
+def run_participants(bids_dir: Path, output_dir: Path, stacks: list[Stack], *, model_path: Path | None,
+                     options: StackOptions, mask_dir: Path | None, overwrite: bool, jobs: int,
+                     command: list[str], report: Callable[[int, int, dict], None]) -> dict[str, Any]:
+    """Process every stack, report each result, write the dataset description and the run's log."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(output_dir / "dataset_description.json", dataset_description(bids_dir, mask_dir))
+    model = model_identity(model_path)
+    tasks = [Task(stack, output_dir, model_path, model, options, mask_dir, overwrite, tuple(command))
+             for stack in stacks]
+    log = {"command": command, "started": datetime.now(timezone.utc).isoformat(), "model": model,
+           "stacks": [], "interrupted": False}
+    path = log_path(output_dir)
+    path.parent.mkdir(exist_ok=True)
+    try:
+        for entry in _results(tasks, jobs):
+            log["stacks"].append(entry)
+            report(len(log["stacks"]), len(tasks), entry)
+    except KeyboardInterrupt:
+        log["interrupted"] = True
+        raise
+    finally:
+        log["finished"] = datetime.now(timezone.utc).isoformat()
+        log["summary"] = {status: sum(entry["status"] == status for entry in log["stacks"])
+                          for status in ("done", "skipped", "failed")}
+        write_json(path, log)
+    log["path"] = path
+    return log

@@ -1,0 +1,73 @@
+"""The stacks of a BIDS dataset, found with pybids (never by a hand-made parser of names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import UserInputError
+
+NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One input image: its path, its path inside the dataset, and the entities of its name."""
+
+    path: Path
+    relative: str
+    subject: str
+    session: Optional[str]
+    suffix: str
+
+
+def strip_prefix(label: str, prefix: str) -> str:
+    """BIDS Apps take ``01`` or ``sub-01`` alike."""
+    return label[len(prefix):] if label.startswith(prefix) else label
+
+
+def _layout(bids_dir: Path):
+    try:
+        from bids import BIDSLayout
+    except ImportError as missing:
+        raise UserInputError("rrlsrn bids needs pybids: pip install 'rrlsrn-superres[bids]'") from missing
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise UserInputError(f"{bids_dir} is not a BIDS dataset (it has no dataset_description.json)")
+    return BIDSLayout(str(bids_dir), validate=False)
+
+
+def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequence[str] = (),
+                suffixes: Sequence[str] = ("T2w",)) -> list[Stack]:
+    """The anatomical NIfTI stacks with the given suffixes, of the given participants and sessions.
+
+    Raises ``UserInputError`` naming the labels that the dataset does not have.
+    """
+    layout = _layout(bids_dir)
+    subjects = [strip_prefix(label, "sub-") for label in participants]
+    unknown = sorted(set(subjects) - set(layout.get_subjects()))
+    if unknown:
+        raise UserInputError(f"no participant {', '.join(unknown)} in {bids_dir} "
+                             f"(it has: {', '.join(sorted(layout.get_subjects())) or 'none'})")
+    query = {"datatype": "anat", "suffix": list(suffixes), "extension": NIFTI_EXTENSIONS, "return_type": "object"}
+    if subjects:
+        query["subject"] = subjects
+    if sessions:
+        query["session"] = [strip_prefix(label, "ses-") for label in sessions]
+    stacks = []
+    for image in layout.get(**query):
+        entities = image.get_entities()
+        stacks.append(Stack(path=Path(image.path), relative=Path(image.path).relative_to(bids_dir).as_posix(),
+                            subject=entities["subject"], session=entities.get("session"),
+                            suffix=entities["suffix"]))
+    return sorted(stacks, key=lambda stack: stack.relative)
+
+
+def find_mask(derivatives_dir: Path, stack: Stack) -> Path:
+    """The brain mask of a stack in a derivatives folder: same name with ``desc-brain`` and suffix ``mask``."""
+    from .derivatives import derivative_name
+
+    candidate = derivatives_dir / Path(stack.relative).parent / derivative_name(stack, "brain", "mask")
+    if not candidate.is_file():
+        raise UserInputError(f"no brain mask for {stack.relative} in {derivatives_dir} (looked for {candidate})")
+    return candidate

@@ -1,0 +1,66 @@
+"""``rrlsrn bids BIDS_DIR OUTPUT_DIR participant``: the BIDS App (BIDS Apps command-line convention)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..engine.devices import DEVICES
+from ..errors import UserInputError
+from ..imaging.geometry import PLANES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bids_dir", type=Path, help="the BIDS dataset (read only)")
+    parser.add_argument("output_dir", type=Path,
+                        help="the derivatives dataset to write (e.g. BIDS_DIR/derivatives/rrlsrn)")
+    parser.add_argument("analysis_level", choices=["participant"], help="participant: each stack on its own")
+    parser.add_argument("--participant-label", nargs="+", default=[], metavar="L",
+                        help="only these participants (with or without 'sub-'); default all")
+    parser.add_argument("--session-label", nargs="+", default=[], metavar="S", help="only these sessions")
+    parser.add_argument("--suffix", nargs="+", default=["T2w"], help="image suffixes to process (default T2w)")
+    parser.add_argument("--jobs", type=int, default=1, help="stacks processed at once, in separate processes")
+    parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--plane", choices=PLANES, default="auto")
+    parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
+    parser.add_argument("--mask-from-derivatives", type=Path, metavar="DIR",
+                        help="a derivatives dataset with each stack's <name>_desc-brain_mask.nii.gz: restricts "
+                             "the network to the brain and writes the mask on the x2 grid")
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--skip-existing", dest="overwrite", action="store_false", default=False,
+                       help="skip stacks whose outputs name the same model and options (default)")
+    reuse.add_argument("--overwrite", dest="overwrite", action="store_true", help="process every stack again")
+
+
+def _report(done: int, total: int, entry: dict) -> None:
+    status = entry["status"]
+    detail = f"in {entry['seconds']:.1f} s" if status != "failed" else entry["error"]
+    print(f"[{done}/{total}] {entry['source']}: {status} {detail}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bids.app import run_participants
+    from ..bids.dataset import find_stacks
+    from ..pipeline.stack import StackOptions
+
+    if args.jobs < 1:
+        raise UserInputError("--jobs must be at least 1")
+    bids_dir, output_dir = args.bids_dir.resolve(), args.output_dir.resolve()
+    if output_dir == bids_dir:
+        raise UserInputError("OUTPUT_DIR must not be BIDS_DIR itself; use e.g. BIDS_DIR/derivatives/rrlsrn")
+    if args.mask_from_derivatives and not args.mask_from_derivatives.is_dir():
+        raise UserInputError(f"--mask-from-derivatives {args.mask_from_derivatives} is not a folder")
+    stacks = find_stacks(bids_dir, args.participant_label, args.session_label, args.suffix)
+    if not stacks:
+        raise UserInputError(f"no anat/*_{'|'.join(args.suffix)}.nii[.gz] stack matches in {bids_dir}")
+    options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch)
+    log = run_participants(bids_dir, output_dir, stacks, model_path=args.model, options=options,
+                           mask_dir=args.mask_from_derivatives, overwrite=args.overwrite, jobs=args.jobs,
+                           command=args.command_line,
+                           report=_report)
+    summary = log["summary"]
+    plural = "s" if len(stacks) != 1 else ""
+    print(f"rrlsrn bids: {len(stacks)} stack{plural}: {summary['done']} done, {summary['skipped']} skipped, "
+          f"{summary['failed']} failed; log {log['path']}")
+    return 1 if summary["failed"] else 0

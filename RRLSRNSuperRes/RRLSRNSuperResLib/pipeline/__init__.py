@@ -1,0 +1,7 @@
+"""Whole jobs from files to files: one stack read, super-resolved and written on the exact x2 grid.
+
+What ``rrlsrn superres`` and the BIDS app both run, so they cannot drift apart.
+May import: ``io``, ``engine``, ``masks``, ``imaging``, numpy, the Lib's ``errors``.
+Must not import: ``evaluation``, ``training``, ``bids``, ``mrml``, ``cli``, ``slicer``; it
+prints nothing (callers report).
+"""
