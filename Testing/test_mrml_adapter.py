@@ -291,10 +291,10 @@ def test_public_api_and_the_rrlsrn_command_resolve():
     import importlib.metadata
 
     from RRLSRNSuperResLib import create_brain_segmentation, superresolve
-    from RRLSRNSuperResLib.cli.main import main
+    from RRLSRNSuperResLib.cli.main import entry_point
 
     assert superresolve.__module__ == "RRLSRNSuperResLib.engine.volume"
     assert superresolve_volume_node.__module__ == "RRLSRNSuperResLib.mrml.volumes"
     assert create_brain_segmentation.__module__ == "RRLSRNSuperResLib.mrml.segmentations"
     (command,) = [entry for entry in importlib.metadata.entry_points(group="console_scripts") if entry.name == "rrlsrn"]
-    assert command.load() is main
+    assert command.load() is entry_point

@@ -79,6 +79,9 @@ def test_training_improves_validation_resumes_and_exports(tmp_path):
     best = train(volumes, config, tmp_path, torch.device("cpu"), validate_every=10, log=lambda line: None)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["step"] == 30 and [h["step"] for h in state["history"]] == [10, 20, 30]
+    losses = [h["loss"] for h in state["history"]]
+    assert all(loss > 0 for loss in losses), "the mean loss of the steps since the last record, however few"
+    assert losses[-1] < losses[0]
 
     longer = TrainingConfig(**{**config.__dict__, "steps": 40})
     train(volumes, longer, tmp_path, torch.device("cpu"), resume=True, validate_every=10, log=lambda line: None)

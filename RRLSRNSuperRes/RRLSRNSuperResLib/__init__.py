@@ -25,6 +25,17 @@ SUBPACKAGES = ("imaging", "model", "io", "masks", "engine", "pipeline", "evaluat
 """The rooms of the Lib in dependency order: each imports only rooms before it (``Testing`` checks)."""
 
 __all__ = sorted(_LAZY_EXPORTS)
+PACKAGE = "rrlsrn-superres"
+
+
+def package_version() -> str:
+    """The installed package's version ("unknown" when run from a source tree, as inside Slicer)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from .. import PACKAGE, package_version
 from .dataset import Stack
 
 DESC_SUPERRESOLVED = "rrlsrnx2"
@@ -18,7 +19,6 @@ DESC_BRAIN = "brain"
 BIDS_VERSION = "1.10.0"
 RAW_DATASET_KEY = "raw"  # the input dataset's name in BIDS URIs (DatasetLinks)
 MASKS_DATASET_KEY = "masks"  # the masks' derivatives dataset, when one is given
-PACKAGE = "rrlsrn-superres"
 
 
 def derivative_name(stack: Stack, desc: str, suffix: str, extension: str = ".nii.gz") -> str:
@@ -40,15 +40,6 @@ def derivative_paths(output_dir: Path, stack: Stack) -> dict[str, Path]:
 
 def bids_uri(relative: str, dataset: str = RAW_DATASET_KEY) -> str:
     return f"bids:{dataset}:{relative}"
-
-
-def package_version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree (e.g. inside Slicer)
-        return "unknown"
 
 
 def code_url() -> str:

@@ -18,7 +18,8 @@ from ..evaluation import metrics, simulated_lr
 from ..imaging.degrade import DEGRADATIONS
 from ..imaging.geometry import PLANES
 from ..io.atomic_files import write_json
-from ..io.volumes import Volume, check_output_path, read_mask_on_grid, read_volume
+from ..io.formats import check_output_path
+from ..io.volumes import Volume, read_mask_on_grid, read_volume
 
 SUMMARISED = (("psnr_gain_db", "over_cubic_spline"), ("psnr_gain_db", "over_bicubic"),
               ("ssim_gain", "over_cubic_spline"), ("ssim_gain", "over_bicubic"))
@@ -26,9 +27,9 @@ SUMMARISED = (("psnr_gain_db", "over_cubic_spline"), ("psnr_gain_db", "over_bicu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hr", nargs="+", type=Path, metavar="HR", help="high-resolution volume(s) to degrade")
-    parser.add_argument("--mask", nargs="+", action="extend", type=Path, metavar="MASK",
-                        help="brain mask(s) on the HR grids, one per HR in the same order (> 0.5 is brain); "
-                             "without masks the Otsu foreground is scored")
+    parser.add_argument("--mask", action="append", type=Path, metavar="MASK",
+                        help="brain mask on an HR grid (> 0.5 is brain): give --mask once per HR volume, in "
+                             "the same order, anywhere on the line; without masks the Otsu foreground is scored")
     parser.add_argument("--degradation", choices=DEGRADATIONS, default="bicubic",
                         help="how LR is simulated: the paper's bicubic or the MRI k-space model")
     parser.add_argument("--json", type=Path, help="write every number and convention to this JSON file")

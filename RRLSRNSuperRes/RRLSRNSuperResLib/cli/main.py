@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
+from .. import package_version
 from ..errors import SuperResolutionCancelled, UserInputError
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
 # sub-command -> (module, one-line help); each module has add_arguments(parser) and run(args).
 COMMANDS = {
     "superres": ("superres", "super-resolve a volume x2 in-plane"),
@@ -20,33 +24,69 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the ``selected`` sub-command's module is imported (``--help`` stays instant).
+
+    Sub-command modules import numpy, torch and the rest when they define their options, so
+    ``rrlsrn --help`` and ``rrlsrn --version`` import none of them.
+    """
     parser = argparse.ArgumentParser(prog="rrlsrn", description="RRLSRN x2 in-plane super-resolution of MRI stacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(f"{__package__}.{module_name}")
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if name == selected:
+            module = importlib.import_module(f"{__package__}.{module_name}")
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
+def _selected_command(argv: list[str]) -> str | None:
+    return next((word for word in argv if word in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.command_line = ["rrlsrn", *(sys.argv[1:] if argv is None else argv)]  # provenance
+    """Run a sub-command; user errors and Ctrl-C (at any moment) print one line."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in words
     try:
-        return int(args.run(args) or 0)
+        return _run(words)
     except (UserInputError, SuperResolutionCancelled) as error:
-        if args.debug:
+        if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("error: interrupted; no partially written file was left (finished outputs are kept)", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+def _run(words: list[str]) -> int:
+    args = build_parser(_selected_command(words)).parse_args(words)
+    args.command_line = ["rrlsrn", *words]  # provenance
+    return int(args.run(args) or 0)
+
+
+def entry_point() -> None:
+    """The ``rrlsrn`` program: after Ctrl-C it ends *by* SIGINT, as Unix programs should.
+
+    Its shell then reports status 130 and stops a loop or script that runs it (a plain
+    ``exit(130)`` would let a ``for`` loop go on to the next file). ``main`` itself returns 130,
+    for callers in Python.
+    """
+    status = main()
+    if status == INTERRUPTED and os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -14,7 +14,9 @@ from ..training.loop import TrainingConfig
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sources = parser.add_mutually_exclusive_group()
     sources.add_argument("--data-root", type=Path,
-                         help="folder laid out like ../shared/data: builds the bundled model's pack from it")
+                         help="a folder holding the public volumes of the bundled model's training set under "
+                              "fetal/, infant/ and adult/ (the README's 'Data and licenses' says where each "
+                              "comes from): builds the bundled model's pack from it")
     sources.add_argument("--volumes", type=Path, nargs="+", metavar="VOLUME",
                          help="training volumes (one subject each; in-plane slices of their fine axes are used)")
     parser.add_argument("--val-volumes", type=Path, nargs="+", metavar="VOLUME", default=[],

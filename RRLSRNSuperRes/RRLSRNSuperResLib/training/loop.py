@@ -218,7 +218,8 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
     rng = np.random.default_rng(config.seed + 1 + step)
     best_gain = max((h["val_gain_mean"] for h in history), default=-math.inf)
     started = time.monotonic()
-    running = 0.0
+    # The mean training loss since the last record, summed on the device (no sync per step).
+    running, steps_since_record = torch.zeros((), device=device), 0
     while step < config.steps:
         hr_big = torch.from_numpy(sampler.batch(config.batch)).to(device, non_blocking=True)
         jitter = 1 + config.intensity_jitter * (2 * rng.random((config.batch, 1, 1, 1)) - 1)
@@ -231,16 +232,17 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         loss.backward()
         optimizer.step()
         step += 1
-        running += loss.item() if step % 50 == 0 else 0.0
+        running += loss.detach()
+        steps_since_record += 1
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % validate_every == 0 or step == config.steps or out_of_time:
             gains = validation_gain(model, val_slices, device)
             record = {"step": step, "seconds": round(time.monotonic() - started, 1),
-                      "loss": round(running / max(validate_every // 50, 1), 6),
+                      "loss": round(float(running) / steps_since_record, 6),
                       "val_gain_bicubic_db": round(gains["bicubic"], 4),
                       "val_gain_kspace_db": round(gains["kspace"], 4),
                       "val_gain_mean": round((gains["bicubic"] + gains["kspace"]) / 2, 4)}
-            running = 0.0
+            running, steps_since_record = torch.zeros((), device=device), 0
             history.append(record)
             log(json.dumps(record))
             save_checkpoint(last, model, optimizer, step, config, history)
