@@ -127,3 +127,19 @@ def test_mask_command_refuses_bad_input_with_a_user_error(argv, message, tmp_pat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserInputError, match=message):
         mask_command.run(_arguments(*argv))
+
+
+def test_implausible_masks_are_named_and_a_fetal_sized_one_is_not():
+    from RRLSRNSuperResLib.masks.fetal_brain import implausibility
+
+    k, j, i = np.meshgrid(np.arange(40), np.arange(160), np.arange(160), indexing="ij")
+    spacing = (1.0, 1.0, 3.0)  # IJK mm
+
+    def ellipsoid(a, b, c):  # semi-axes in mm along i, j, k
+        return ((i - 80) / a) ** 2 + ((j - 80) / b) ** 2 + ((k * 3.0 - 60) / c) ** 2 <= 1
+
+    assert implausibility(ellipsoid(35, 42, 30), spacing) == []  # 185 mL, 84 mm long
+    (long_one,) = implausibility(ellipsoid(66, 30, 24), spacing)  # 199 mL but 133 mm long
+    assert "133 mm long" in long_one
+    assert any("outside the 60-450 mL" in p for p in implausibility(ellipsoid(15, 15, 15), spacing))
+    assert any("covers" in p for p in implausibility(np.ones((4, 10, 10)), spacing))

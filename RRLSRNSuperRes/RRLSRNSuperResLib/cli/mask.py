@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -32,8 +33,9 @@ def parse_seed(text: str) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import dice
-    from ..io.volumes import check_output_path, read_volume, write_volume
-    from ..masks.fetal_brain import fetal_brain_mask
+    from ..io.formats import check_output_path
+    from ..io.volumes import read_volume, write_volume
+    from ..masks.fetal_brain import fetal_brain_mask, implausibility
 
     output = check_output_path(args.output, [args.input])
     volume = read_volume(args.input)
@@ -45,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     write_volume(output, mask, volume.geometry)
     volume_ml = float(mask.sum()) * float(np.prod(volume.geometry.spacing)) / 1000.0
-    print(f"brain mask: {volume_ml:.0f} mL in {seconds:.1f} s; wrote {output}")
+    print(f"brain mask: {volume_ml:.0f} mL in {seconds:.1f} s; wrote {output} (uint8 0/1)")
+    for problem in implausibility(mask, volume.geometry.spacing):
+        print(f"warning: {problem}", file=sys.stderr)
     if args.reference:
         reference = read_volume(args.reference).voxels
         if reference.shape != mask.shape:

@@ -1,51 +1,52 @@
-"""A one-line text progress bar for the ``rrlsrn`` commands, fed by the engine's progress contract.
+"""The terminal progress bar of the ``rrlsrn`` commands (tqdm), fed by the engine's progress contract.
 
-The engine calls ``progress(fraction, message)`` with a fraction rising from 0 to 1 and stops
-when it returns False; the bar never cancels. It is drawn only on an interactive terminal:
-redirected output (logs, pipes, pytest) stays free of carriage returns.
+The engine calls ``progress(fraction, message)`` with a fraction rising from 0 to 1, and
+"done/count slices" once per batch; the bar shows slices, elapsed time, ETA and slices/s,
+fits the terminal's width and closes with a newline, leaving no debris. It draws on stderr,
+and only on an interactive terminal: pipes and logs stay clean. Only the command line uses
+tqdm; the Lib that Slicer imports does not.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Callable, Optional, TextIO
 
 ProgressCallback = Callable[[float, str], bool]
-BAR_WIDTH = 30
+_SLICES = re.compile(r"^(\d+)/(\d+) slices$")
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} slices [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
 
 
-def render(label: str, fraction: float, message: str, width: int = BAR_WIDTH) -> str:
-    """``label [#######.......]  45% message`` for a fraction in [0, 1] (clamped)."""
-    fraction = min(max(float(fraction), 0.0), 1.0)
-    filled = int(round(fraction * width))
-    bar = "#" * filled + "." * (width - filled)
-    return f"{label} [{bar}] {fraction * 100:3.0f}% {message}".rstrip()
-
-
-def terminal_progress(label: str, stream: Optional[TextIO] = None) -> Optional[ProgressCallback]:
+def terminal_progress(label: str, stream: Optional[TextIO] = None,
+                      width: Optional[int] = None) -> Optional[ProgressCallback]:
     """A progress callback drawing on ``stream`` (stderr), or None when it is not a terminal.
 
     None is what the engine takes for "no progress reporting", so callers pass the result on
-    unchanged. The line is redrawn in place and ended with a newline when the fraction reaches 1.
+    unchanged. ``width`` fixes the bar's width (default: the terminal's, followed as it changes).
     """
     stream = stream if stream is not None else sys.stderr
     if not stream.isatty():
         return None
-    last_length = 0
-    finished = False
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, file=stream, unit=" slices", bar_format=BAR_FORMAT, ncols=width,
+               dynamic_ncols=width is None, leave=True, total=None)
 
     def progress(fraction: float, message: str = "") -> bool:
-        nonlocal last_length, finished
-        if finished and fraction >= 1.0:
-            return True  # a repeated final report would print the finished line twice
-        finished = fraction >= 1.0
-        line = render(label, fraction, message)
-        stream.write("\r" + line.ljust(last_length))
-        last_length = len(line)
-        if finished:
-            stream.write("\n")
-            last_length = 0
-        stream.flush()
+        if bar.disable:  # closed: a repeated final report adds nothing
+            return True
+        counted = _SLICES.match(message)
+        if counted:
+            done, total = int(counted.group(1)), int(counted.group(2))
+            if bar.total != total:
+                bar.total = total
+            bar.set_postfix_str("", refresh=False)
+            bar.update(done - bar.n)
+        else:
+            bar.set_postfix_str(message)
+        if fraction >= 1.0:
+            bar.close()
         return True
 
     return progress

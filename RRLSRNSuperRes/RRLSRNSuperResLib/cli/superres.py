@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..engine.devices import DEVICES
 from ..imaging.geometry import PLANES
+from ..io.formats import OUTPUT_FORMATS, OUTPUT_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="volume SimpleITK reads (NIfTI, NRRD, MHA, DICOM folder)")
-    parser.add_argument("output", type=Path, help="x2 volume to write (written atomically; never the input)")
+    parser.add_argument("output", type=Path,
+                        help="x2 volume to write (atomically; never the input): a file, or a folder with "
+                             "--output-format dicom")
+    parser.add_argument("--output-format", choices=OUTPUT_FORMATS,
+                        help="default: from OUTPUT's extension (.nii.gz, .nii, .nrrd, .mha); dicom writes a "
+                             "derived series into a new folder")
+    parser.add_argument("--series", metavar="UID|NUMBER|DESCRIPTION",
+                        help="the series to read when INPUT is a DICOM folder holding several")
     parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--plane", choices=PLANES, default="auto",
@@ -24,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-output", type=Path, metavar="PATH",
                         help="with --mask: also write the mask on the x2 grid (uint8 0/1)")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
-    parser.add_argument("--output-type", choices=("float32", "input"), default="float32",
-                        help="float32 keeps overshoot (default); 'input' rounds to the input's pixel type")
+    parser.add_argument("--output-type", choices=OUTPUT_TYPES, default="auto",
+                        help="auto (default): an integer input's type, rounded, unless that would clip, else "
+                             "float32; float32: always, overshoot kept; input: the input's type, clipped")
     parser.add_argument("--replace-nonfinite", type=float, metavar="VALUE",
                         help="replace NaN/Inf voxels by VALUE instead of refusing the file")
 
@@ -35,14 +45,19 @@ def run(args: argparse.Namespace) -> int:
     from .progress_bar import terminal_progress
 
     options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch,
-                           keep_input_type=args.output_type == "input", extract_brain=args.extract_brain,
+                           output_type=args.output_type, extract_brain=args.extract_brain,
                            replace_nonfinite=args.replace_nonfinite)
     result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,
-                               mask_output=args.mask_output, progress_for=terminal_progress)
+                               mask_output=args.mask_output, output_format=args.output_format, series=args.series,
+                               progress_for=terminal_progress)
     geometry = result.geometry
-    print(f"wrote {result.output}: {geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
+    print(f"{geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "
           f"{result.seconds:.1f} s on {result.device}")
+    for written in result.written:
+        print(f"wrote {written}")
     for note in result.notes:
         print(f"note: {note}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ import torch
 from ..errors import SuperResolutionCancelled, UserInputError
 from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
-from ..imaging.intensity import IntensityScale, robust_scale
+from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
 from .devices import select_device
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
@@ -91,17 +91,6 @@ def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) ->
     height, width = mask_slices.shape[1:]
     return Window(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, height),
                   max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, width))
-
-
-def _cast(values: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
-    """Float32 by default (overshoot kept); an integer type is rounded and clipped to its range."""
-    if dtype is None or np.dtype(dtype) == np.float32:
-        return values
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
 
 
 class _Reporter:
@@ -186,7 +175,7 @@ def superresolve(
             _keep_constant_slices(chunk, target)
             done += len(chunk)
             report(done / count, f"{done}/{count} slices")
-    return SuperResolutionResult(_cast(output, output_dtype), axis, runner.device.type,
+    return SuperResolutionResult(cast_to(output, output_dtype), axis, runner.device.type,
                                  time.monotonic() - started, scale, runner.notes)
 
 

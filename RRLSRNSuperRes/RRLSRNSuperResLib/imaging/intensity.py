@@ -83,3 +83,27 @@ def robust_scale(volume: np.ndarray, mask: np.ndarray | None = None) -> Intensit
         foreground = sample
     hi = float(np.percentile(foreground, HIGH_PERCENTILE))
     return IntensityScale(lo=lo, hi=hi)
+
+
+def cast_to(values: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+    """Float32 by default (overshoot kept); an integer type is rounded and clipped to its range."""
+    if dtype is None or np.dtype(dtype) == np.float32:
+        return values
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def integer_type_holds(values: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether ``values``, rounded into the integer ``dtype``, lose nothing but what no image holds.
+
+    The top of the type's range must hold the result (a bright overshoot clipped would be lost
+    signal). Below an unsigned type's 0 lie only the network's small undershoots of a
+    magnitude image's dark background, which clipping removes as it should.
+    """
+    info = np.iinfo(dtype)
+    if np.rint(values.max()) > info.max:
+        return False
+    return info.min == 0 or bool(np.rint(values.min()) >= info.min)

@@ -11,12 +11,16 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from ..errors import UserInputError
 from ..imaging.geometry import Geometry
 from .atomic_files import replace_atomically
+
+if TYPE_CHECKING:
+    from .dicom import Series
 
 _GZIP_CHUNK = 1 << 22
 
@@ -28,6 +32,7 @@ class Volume:
     voxels: np.ndarray
     geometry: Geometry
     components: int = 1
+    dicom_series: Optional[Series] = None  # the series read, when the input was a DICOM folder
 
 
 def _check_gzip_complete(path: Path) -> None:
@@ -76,24 +81,27 @@ def nifti_nonfinite_mask(path: Path) -> np.ndarray | None:
     return ~np.isfinite(raw).reshape(shape)
 
 
-def _read_image(path: Path):
+def _read_image(path: Path, series: str | None = None):
+    """The image at ``path``: a file, or one DICOM series of a folder (``series`` picks it when several)."""
     import SimpleITK as sitk
 
+    from .dicom import choose_series, read_series, refuse_one_file_of_a_series
+
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's warnings are no message for a user; errors are
     if not path.exists():
         raise UserInputError(f"input {path} does not exist")
     if path.is_dir():
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
-        if not files:
-            raise UserInputError(f"folder {path} holds no DICOM series")
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(files)
-        return reader.Execute()
+        chosen = choose_series(path, series)
+        return read_series(chosen), chosen
+    if series is not None:
+        raise UserInputError(f"--series picks a series of a DICOM folder; {path} is a file")
     if path.stat().st_size == 0:
         raise UserInputError(f"input {path} is an empty file")
     if path.name.lower().endswith(".gz"):
         _check_gzip_complete(path)
+    refuse_one_file_of_a_series(path)
     try:
-        return sitk.ReadImage(str(path))
+        return sitk.ReadImage(str(path)), None
     except RuntimeError as error:
         raise UserInputError(f"{path} is not an image SimpleITK can read (NIfTI, NRRD, MHA, DICOM folder)") from error
 
@@ -108,15 +116,16 @@ def geometry_of(image) -> Geometry:
     )
 
 
-def read_volume(path: Path | str, replace_nonfinite: float | None = None) -> Volume:
+def read_volume(path: Path | str, replace_nonfinite: float | None = None, series: str | None = None) -> Volume:
     """Read a 2D or 3D scalar or vector image; 2D becomes a single-slice 3D volume.
 
-    NaN/Inf voxels are an error unless ``replace_nonfinite`` gives a value to put there.
+    NaN/Inf voxels are an error unless ``replace_nonfinite`` gives a value to put there. A
+    DICOM folder with several series needs ``series`` (UID, number or description).
     """
     import SimpleITK as sitk
 
     path = Path(path)
-    image = _read_image(path)
+    image, dicom_series = _read_image(path, series)
     dimension = image.GetDimension()
     if dimension == 2:
         image = sitk.JoinSeries(image)
@@ -138,34 +147,41 @@ def read_volume(path: Path | str, replace_nonfinite: float | None = None) -> Vol
                     f"{path} has {int((~finite).sum())} NaN/Inf voxels; fix the file or pass --replace-nonfinite VALUE"
                 )
             voxels = np.where(finite, voxels, voxels.dtype.type(replace_nonfinite))
-    return Volume(voxels=voxels, geometry=geometry_of(image), components=image.GetNumberOfComponentsPerPixel())
+    return Volume(voxels=voxels, geometry=geometry_of(image), components=image.GetNumberOfComponentsPerPixel(),
+                  dicom_series=dicom_series)
+
+
+GRID_TOLERANCE = 1e-3  # mm for spacing and origin, and for the direction cosines
+
+
+def grid_differences(mask: Geometry, volume: Geometry) -> list[str]:
+    """What differs between two grids, with the amounts: size, spacing (mm), origin (mm), direction."""
+    differences = []
+    if tuple(mask.size) != tuple(volume.size):
+        differences.append(f"size {'x'.join(map(str, mask.size))} vs {'x'.join(map(str, volume.size))} voxels")
+    spacing = np.abs(np.subtract(mask.spacing, volume.spacing)).max()
+    if spacing > GRID_TOLERANCE:
+        differences.append(f"spacing differs by up to {spacing:.4g} mm "
+                           f"({' x '.join(f'{s:.4g}' for s in mask.spacing)} vs "
+                           f"{' x '.join(f'{s:.4g}' for s in volume.spacing)})")
+    origin = float(np.linalg.norm(np.subtract(mask.origin, volume.origin)))
+    if origin > GRID_TOLERANCE:
+        differences.append(f"origin is {origin:.4g} mm away")
+    cosines = np.clip(np.sum(np.reshape(mask.direction, (3, 3)) * np.reshape(volume.direction, (3, 3)), axis=0),
+                      -1.0, 1.0)
+    if np.abs(np.subtract(mask.direction, volume.direction)).max() > GRID_TOLERANCE:
+        differences.append(f"axes are rotated by up to {np.degrees(np.arccos(cosines.min())):.3g} degrees")
+    return differences
 
 
 def read_mask_on_grid(path: Path | str, volume: Volume) -> np.ndarray:
     """A brain mask (> 0.5) that must lie on the volume's grid (size, spacing, origin, direction)."""
     mask = read_volume(path)
-    same_grid = mask.voxels.shape == volume.voxels.shape[:3] and np.allclose(
-        np.r_[mask.geometry.spacing, mask.geometry.origin, mask.geometry.direction],
-        np.r_[volume.geometry.spacing, volume.geometry.origin, volume.geometry.direction], atol=1e-3)
-    if not same_grid:
-        raise UserInputError(f"mask {path} ({'x'.join(map(str, mask.geometry.size))} voxels) is not on the grid of "
-                             f"its volume ({'x'.join(map(str, volume.geometry.size))}); give the mask drawn on "
-                             "that volume or resample it first")
+    differences = grid_differences(mask.geometry, volume.geometry)
+    if differences:
+        raise UserInputError(f"mask {path} is not on the grid of its volume: {'; '.join(differences)}; give the "
+                             "mask drawn on that volume or resample it first")
     return mask.voxels > 0.5
-
-
-def check_output_path(output: Path | str, inputs: list[Path | str]) -> Path:
-    """Refuse an output that would overwrite an input or go into a missing folder."""
-    output = Path(output)
-    if not output.parent.resolve().is_dir():
-        raise UserInputError(f"output folder {output.parent} does not exist; create it first")
-    if output.is_dir():
-        raise UserInputError(f"output {output} is a folder; give a file name such as {output / 'out.nii.gz'}")
-    for given in inputs:
-        if Path(given).exists() and output.resolve() == Path(given).resolve():
-            raise UserInputError(
-                f"output {output} is the input file; choose another name (the input is never modified)")
-    return output
 
 
 def write_volume(path: Path | str, voxels: np.ndarray, geometry: Geometry, components: int = 1) -> None:

@@ -84,16 +84,57 @@ def fetal_brain_mask(
     spacing = np.asarray(spacing_ijk, dtype=float)[::-1]
     centre = (np.asarray(image.shape) - 1) / 2.0 if seed_ijk is None else np.asarray(seed_ijk, dtype=float)[::-1]
     if np.any(centre < 0) or np.any(centre > np.asarray(image.shape) - 1):
-        raise UserInputError(f"seed (IJK {tuple(np.round(centre[::-1], 1))}) lies outside the volume")
+        position = ", ".join(f"{value:.1f}" for value in centre[::-1])
+        size = "x".join(str(n) for n in image.shape[::-1])
+        raise UserInputError(f"seed (IJK {position}) lies outside the volume ({size} voxels)")
     through = numpy_axis(slice_axis(tuple(spacing[::-1])))
     plane_axes = tuple(axis for axis in range(3) if axis != through)
     box = _search_box(image.shape, spacing, centre, settings)
     origin = np.array([part.start for part in box])
     votes = _candidate_votes(image[box], spacing, centre - origin, plane_axes, settings)
     brain = _clean(votes >= 0.5, spacing, centre - origin, through, settings)
+    found_ml = mask_volume_ml(brain, spacing[::-1])
+    if found_ml < NOT_BRAIN_LIKE_FRACTION * settings.brain_volume_ml[0]:
+        raise UserInputError(f"found no fetal brain ({found_ml:.1f} mL were left after the clean-up); is this a "
+                             "fetal brain stack? If so, give a seed inside the brain (--seed)")
     mask = np.zeros(image.shape, dtype=np.uint8)
     mask[box] = brain
     return mask
+
+
+MOST_OF_THE_VIEW = 0.5  # a brain mask covering more of the volume than this is suspect
+# The fetal brain's longest extent, occipito-frontal, is about 115-120 mm at term; longer is another head.
+MAX_FETAL_BRAIN_EXTENT_MM = 125.0
+NOT_BRAIN_LIKE_FRACTION = 0.1  # a mask under a tenth of the smallest fetal brain is no brain at all
+
+
+def mask_volume_ml(mask_kji: np.ndarray, spacing_ijk: Sequence[float]) -> float:
+    return float((np.asarray(mask_kji) > 0).sum()) * float(np.prod(spacing_ijk)) / 1000.0
+
+
+def implausibility(mask_kji: np.ndarray, spacing_ijk: Sequence[float],
+                   settings: MaskSettings = MaskSettings()) -> list[str]:
+    """Why a brain mask looks wrong for a fetal brain (empty list when it looks plausible).
+
+    A mask outside the fetal brain volumes of 20-35 weeks, or covering most of the view,
+    is worth a warning: it is what a stack without a fetal brain, or a failed mask, gives.
+    """
+    mask = np.asarray(mask_kji) > 0
+    volume_ml = mask_volume_ml(mask, spacing_ijk)
+    low, high = settings.brain_volume_ml
+    problems = []
+    if volume_ml < low or volume_ml > high:
+        problems.append(f"the brain mask holds {volume_ml:.0f} mL, outside the {low:g}-{high:g} mL of a fetal "
+                        "brain at 20-35 weeks (a cropped stack, another head, or a failed mask?)")
+    if mask.mean() > MOST_OF_THE_VIEW:
+        problems.append(f"the brain mask covers {mask.mean():.0%} of the view; check it before using it")
+    if mask.any():
+        voxels = np.argwhere(mask)
+        extent = float(((voxels.max(axis=0) - voxels.min(axis=0) + 1) * np.asarray(spacing_ijk)[::-1]).max())
+        if extent > MAX_FETAL_BRAIN_EXTENT_MM:
+            problems.append(f"the brain mask is {extent:.0f} mm long, more than a fetal brain "
+                            f"(about {MAX_FETAL_BRAIN_EXTENT_MM - 5:g} mm at term): is this another head?")
+    return problems
 
 
 def _coarse_factors(spacing_kji: np.ndarray, settings: MaskSettings) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""One stack from a file to a file: read, check, super-resolve (per component), write atomically."""
+"""One stack from a file to a file: check the outputs, read, super-resolve (per component), write atomically."""
 
 from __future__ import annotations
 
@@ -11,18 +11,26 @@ import numpy as np
 from ..engine.volume import Progress, superresolve
 from ..errors import UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
-from ..io.volumes import check_output_path, read_mask_on_grid, read_volume, write_volume
+from ..imaging.intensity import cast_to, integer_type_holds
+from ..io.formats import OUTPUT_TYPES, check_output_path, check_volume_output
+from ..io.volumes import Volume, read_mask_on_grid, read_volume, write_volume
+from ..masks.fetal_brain import MaskSettings, mask_volume_ml
 from ..masks.transfer import mask_to_x2_grid
 
 
 @dataclass(frozen=True)
 class StackOptions:
-    """The options that change the numbers (a BIDS rerun skips work only when they are the same)."""
+    """The options that change the numbers (a BIDS rerun skips work only when they are the same).
+
+    ``output_type``: ``auto`` keeps an integer input's type (rounded) unless its top would clip
+    (``imaging.intensity.integer_type_holds``), else float32; ``float32`` always; ``input`` the
+    input's type, rounded and clipped.
+    """
 
     plane: str = "auto"
     device: str = "auto"
     batch_size: Optional[int] = None
-    keep_input_type: bool = False
+    output_type: str = "auto"
     extract_brain: bool = False
     replace_nonfinite: Optional[float] = None
 
@@ -36,31 +44,72 @@ class StackResult:
     slice_axis: int
     device: str
     seconds: float
-    dtype: np.dtype
-    mask_output: Optional[Path] = None
+    written: list[str] = field(default_factory=list)  # "<path> (<pixel type>)" for every file or folder
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about the inputs: worth the user's attention
+
+
+def output_voxels(values: np.ndarray, input_dtype: np.dtype, output_type: str) -> tuple[np.ndarray, list[str]]:
+    """The float32 result in the pixel type ``output_type`` asks for, and a note when ``auto`` cannot keep it."""
+    if output_type == "float32" or not np.issubdtype(input_dtype, np.integer):
+        return values, []
+    if output_type == "input" or integer_type_holds(values, input_dtype):
+        return cast_to(values, input_dtype), []
+    return values, [f"kept float32: the result ({values.min():.6g} to {values.max():.6g}) does not fit "
+                    f"the input's {np.dtype(input_dtype).name} without clipping (--output-type input clips it)"]
+
+
+def _mask_warnings(mask: Path, mask_voxels: np.ndarray, volume: Volume, input_path: Path) -> list[str]:
+    """An empty mask is refused; one smaller than a fetal brain is run, with a warning."""
+    if not mask_voxels.any():
+        raise UserInputError(f"mask {mask} is empty; make one with: rrlsrn mask {input_path} MASK")
+    smallest = MaskSettings().brain_volume_ml[0]
+    volume_ml = mask_volume_ml(mask_voxels, volume.geometry.spacing)
+    if volume_ml < smallest:
+        return [f"mask {mask} holds {volume_ml:.1f} mL, less than a fetal brain ({smallest:g} mL at 20 weeks): "
+                "only its box is super-resolved, the rest is cubic spline"]
+    return []
+
+
+def _write(output: Path, output_format: str, voxels: np.ndarray, geometry: Geometry, volume: Volume,
+           derivation: str) -> str:
+    if output_format != "dicom":
+        write_volume(output, voxels, geometry, components=volume.components)
+        return f"{output} ({voxels.dtype.name})"
+    from ..io.dicom import source_dataset, write_derived_series
+
+    count = write_derived_series(output, voxels, geometry, source_dataset(volume.dicom_series), derivation)
+    return f"{output}/ (DICOM series of {count} slices, {voxels.dtype.name} with rescale)"
 
 
 def superresolve_file(input_path: Path, output: Path, *, model: Path | None = None,
                       options: StackOptions = StackOptions(), mask: Path | None = None,
-                      mask_output: Path | None = None,
+                      mask_output: Path | None = None, output_format: str | None = None, series: str | None = None,
                       progress_for: Callable[[str], Optional[Progress]] = lambda label: None) -> StackResult:
     """Super-resolve ``input_path`` x2 in-plane into ``output`` (never the input), atomically.
 
+    Every output is checked (format, folder, permission, not an input) before any work.
     ``mask`` (on the input grid) restricts the network to the brain box and sets the
     intensity range; ``mask_output`` also writes it on the x2 grid; ``options.extract_brain``
-    zeroes the output outside it. ``progress_for(label)`` gives the progress callback of each
-    run (one per component of a vector image). Outputs are checked before any work.
+    zeroes the output outside it. ``output_format`` (default: from the extension) may be
+    ``dicom``, a folder; ``series`` picks a series of a DICOM input folder. ``progress_for(label)``
+    gives the progress callback of each run (one per component of a vector image).
     """
     if (options.extract_brain or mask_output) and not mask:
         raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)")
     if options.batch_size is not None and options.batch_size < 1:
         raise UserInputError("--batch must be at least 1")
+    if options.output_type not in OUTPUT_TYPES:
+        raise UserInputError(f"--output-type must be one of {', '.join(OUTPUT_TYPES)}")
     inputs = [input_path] + ([mask] if mask else [])
-    output = check_output_path(output, inputs)
+    output_format = check_volume_output(output, inputs, output_format)
     mask_output = check_output_path(mask_output, inputs + [output]) if mask_output else None
-    volume = read_volume(input_path, replace_nonfinite=options.replace_nonfinite)
+    volume = read_volume(input_path, replace_nonfinite=options.replace_nonfinite, series=series)
+    if output_format == "dicom" and volume.components != 1:
+        raise UserInputError(f"{input_path} has {volume.components} components per voxel; DICOM output takes "
+                             "greyscale images only (write NIfTI, NRRD or MHA)")
     mask_voxels = read_mask_on_grid(mask, volume) if mask else None
+    warnings = _mask_warnings(mask, mask_voxels, volume, input_path) if mask_voxels is not None else []
     # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
     components = volume.voxels[..., None] if volume.components == 1 else volume.voxels
     results = []
@@ -69,16 +118,21 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
         results.append(superresolve(
             components[..., component], volume.geometry.spacing, plane=options.plane, model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
-            progress=progress_for(label), output_dtype=volume.voxels.dtype if options.keep_input_type else None))
+            progress=progress_for(label)))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
+    written, notes = [], [note for r in results for note in r.notes]
     if mask_voxels is not None:
         mask_x2 = mask_to_x2_grid(mask_voxels, results[0].slice_axis)
         if options.extract_brain:
             voxels = voxels * (mask_x2 if volume.components == 1 else mask_x2[..., None]).astype(voxels.dtype)
         if mask_output:
             write_volume(mask_output, mask_x2.astype(np.uint8), geometry)
-    write_volume(output, voxels, geometry, components=volume.components)
-    return StackResult(output=output, geometry=geometry, slice_axis=results[0].slice_axis, device=results[0].device,
-                       seconds=sum(r.seconds for r in results), dtype=voxels.dtype, mask_output=mask_output,
-                       notes=[note for r in results for note in r.notes])
+            written.append(f"{mask_output} (uint8 brain mask on the x2 grid)")
+    voxels, type_notes = output_voxels(voxels, volume.voxels.dtype, options.output_type)
+    derivation = f"RRLSRN x2 in-plane super-resolution of {Path(input_path).name}, slicing along " \
+                 f"{'ijk'[results[0].slice_axis]}"
+    written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation))
+    return StackResult(output=Path(output), geometry=geometry, slice_axis=results[0].slice_axis,
+                       device=results[0].device, seconds=sum(r.seconds for r in results), written=written,
+                       notes=notes + type_notes, warnings=warnings)

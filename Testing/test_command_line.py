@@ -1,0 +1,289 @@
+"""The command line as users meet it: DICOM in and out, outputs checked first, loud failures, small leaks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from RRLSRNSuperResLib.cli.main import main
+from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
+from test_superres_cli import write_image
+
+pydicom = pytest.importorskip("pydicom")
+
+
+def sample_crop(first_slice: int = 9, slices: int = 4, side: int = 64) -> sitk.Image:
+    image = sitk.ReadImage(str(sample_volume_path()))
+    start = [(image.GetSize()[0] - side) // 2, (image.GetSize()[1] - side) // 2, first_slice]
+    return sitk.RegionOfInterest(image, [side, side, slices], start)
+
+
+def write_dicom_series(image: sitk.Image, folder: Path, number: int, description: str, study_uid: str,
+                       patient_id: str = "RRLSRN-TEST") -> str:
+    """A DICOM MR series written by SimpleITK (GDCM), independently of the project's writer."""
+    from pydicom.uid import generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid, frame_uid = generate_uid(), generate_uid()
+    direction = image.GetDirection()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        slice_image = image[:, :, k]
+        for tag, value in [("0008|0060", "MR"), ("0010|0010", "Test^Patient"), ("0010|0020", patient_id),
+                           ("0020|000d", study_uid), ("0020|000e", series_uid), ("0020|0052", frame_uid),
+                           ("0020|0011", str(number)), ("0008|103e", description),
+                           ("0020|0037", "\\".join(f"{v:.8f}" for v in (*direction[0::3], *direction[1::3]))),
+                           ("0020|0032", "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint(
+                               (0, 0, k)))),
+                           ("0020|0013", str(k + 1)), ("0008|0018", generate_uid()), ("0018|0050", "3.3")]:
+            slice_image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"s{number}_{k:03d}.dcm"))
+        writer.Execute(slice_image)
+    return series_uid
+
+
+@pytest.fixture
+def two_series(tmp_path):
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    folder = tmp_path / "dicom"
+    first = write_dicom_series(sample_crop(9), folder, 3, "T2 HASTE cor", study)
+    second = write_dicom_series(sample_crop(5, slices=3, side=48), folder, 4, "T2 HASTE ax", study)
+    return folder, study, first, second
+
+
+def test_a_folder_with_two_series_lists_them_and_never_picks_one(two_series, tmp_path, capsys):
+    folder, _, first, second = two_series
+    assert main(["superres", str(folder), str(tmp_path / "out.nii.gz"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 DICOM series" in err and "--series" in err
+    assert first in err and second in err and "T2 HASTE cor" in err and "T2 HASTE ax" in err
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("choice", ["uid", "4", "t2 haste ax"])
+def test_series_is_chosen_by_uid_number_or_description(two_series, tmp_path, mrml_tiny_model_path, choice):
+    folder, _, _, second = two_series
+    wanted = second if choice == "uid" else choice
+    out = tmp_path / "out.nii.gz"
+    assert main(["superres", str(folder), str(out), "--series", wanted, "--device", "cpu",
+                 "--model", str(mrml_tiny_model_path)]) == 0
+    assert sitk.ReadImage(str(out)).GetSize() == (96, 96, 3)
+
+
+def test_one_file_of_a_series_is_refused_naming_the_folder_and_series(two_series, tmp_path, capsys):
+    folder, _, first, _ = two_series
+    one = sorted(folder.glob("s3_*.dcm"))[1]
+    assert main(["superres", str(one), str(tmp_path / "out.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert f"one file of DICOM series {first} (4 files in {folder})" in err and "give the folder" in err
+
+
+def test_dicom_output_is_a_derived_series_on_the_exact_x2_grid(two_series, tmp_path, mrml_tiny_model_path, capsys):
+    folder, study, _, second = two_series
+    nifti, dicom = tmp_path / "out.nii.gz", tmp_path / "derived"
+    common = ["--series", second, "--device", "cpu", "--model", str(mrml_tiny_model_path)]
+    assert main(["superres", str(folder), str(nifti), *common]) == 0
+    assert main(["superres", str(folder), str(dicom), "--output-format", "dicom", *common]) == 0
+    assert "DICOM series of 3 slices" in capsys.readouterr().out
+
+    reference = sitk.ReadImage(str(nifti))
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(dicom))
+    back = sitk.ReadImage(files)
+    assert back.GetSize() == reference.GetSize() == (96, 96, 3)
+    np.testing.assert_allclose(back.GetSpacing(), reference.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(back.GetOrigin(), reference.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(back.GetDirection(), reference.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(reference)), \
+        "the uint16 result is stored exactly"
+
+    source = pydicom.dcmread(sorted(folder.glob("s4_*.dcm"))[0])
+    headers = [pydicom.dcmread(path) for path in files]
+    assert len({h.SeriesInstanceUID for h in headers}) == 1 and headers[0].SeriesInstanceUID != second
+    assert len({h.SOPInstanceUID for h in headers}) == 3
+    for header in headers:
+        assert header.StudyInstanceUID == study and header.PatientID == source.PatientID
+        assert header.FrameOfReferenceUID == source.FrameOfReferenceUID
+        assert list(header.ImageType) == ["DERIVED", "SECONDARY"] and header.Modality == "MR"
+        assert header.SeriesNumber == 1004 and header.SeriesDescription == "T2 HASTE ax RRLSRN x2"
+        assert header.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+    assert [float(v) for v in headers[0].PixelSpacing] == pytest.approx(list(reference.GetSpacing()[:2]))
+
+
+def test_float_results_go_to_dicom_within_half_a_quantisation_step(tmp_path, mrml_tiny_model_path):
+    voxels = np.random.default_rng(3).normal(100.0, 30.0, (3, 16, 20)).astype(np.float32)
+    source = write_image(tmp_path / "float.nii.gz", voxels, (1.0, 1.2, 3.0))
+    nifti, dicom = tmp_path / "out.nii.gz", tmp_path / "derived"
+    common = ["--device", "cpu", "--model", str(mrml_tiny_model_path)]
+    assert main(["superres", str(source), str(nifti), *common]) == 0
+    assert main(["superres", str(source), str(dicom), "--output-format", "dicom", *common]) == 0
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(nifti)))
+    back = sitk.GetArrayFromImage(sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(dicom))))
+    step = (expected.max() - expected.min()) / 65535
+    assert np.abs(back - expected).max() <= 0.5 * step * 1.01
+    header = pydicom.dcmread(sorted(dicom.iterdir())[0])
+    assert header.PatientName == "" and header.StudyInstanceUID  # a new study for a non-DICOM input
+
+
+@pytest.mark.parametrize(("output", "extra", "message"), [
+    ("out.xyz", [], "cannot tell the format"),
+    ("noextension", [], "cannot tell the format"),
+    ("out.dcm", [], "cannot tell the format"),
+    ("out.nrrd", ["--output-format", "nifti"], "does not end in .nii.gz or .nii"),
+    ("out.nii.gz", ["--output-format", "dicom"], "writes a folder"),
+])
+def test_an_unwritable_output_is_refused_in_one_line_before_any_work(tmp_path, capsys, monkeypatch, output, extra,
+                                                                     message):
+    import RRLSRNSuperResLib.pipeline.stack as stack
+
+    monkeypatch.setattr(stack, "superresolve", lambda *a, **k: pytest.fail("the work started"))
+    source = write_image(tmp_path / "in.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
+    assert main(["superres", str(source), str(tmp_path / output), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_a_folder_we_may_not_write_into_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """Root may write anywhere, so the refusal of the operating system is simulated."""
+    import RRLSRNSuperResLib.io.formats as formats
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    source = write_image(tmp_path / "in.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
+    monkeypatch.setattr(formats.tempfile, "mkstemp", refuse)
+    assert main(["superres", str(source), str(tmp_path / "out.nii.gz")]) == 2
+    assert "cannot write into" in capsys.readouterr().err
+
+
+def test_auto_output_type_keeps_integer_types_and_the_wrote_lines_name_every_file(tmp_path, capsys):
+    out, mask_out = tmp_path / "out.nii.gz", tmp_path / "mask_x2.nii.gz"
+    assert main(["superres", str(sample_volume_path()), str(out), "--device", "cpu", "--mask",
+                 str(sample_mask_path()), "--mask-output", str(mask_out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (uint16)" in printed and f"wrote {mask_out} (uint8 brain mask on the x2 grid)" in printed
+    assert sitk.ReadImage(str(out)).GetPixelID() == sitk.sitkUInt16
+    assert main(["superres", str(sample_volume_path()), str(tmp_path / "f.nii.gz"), "--device", "cpu",
+                 "--mask", str(sample_mask_path()), "--output-type", "float32"]) == 0
+    as_float = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "f.nii.gz")))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))),
+                                  np.clip(np.rint(as_float), 0, 65535).astype(np.uint16))
+
+
+def test_auto_output_type_keeps_integers_unless_the_top_of_the_type_would_clip():
+    from RRLSRNSuperResLib.pipeline.stack import output_voxels
+
+    undershoot = np.array([-3.6, 0.4, 254.6], np.float32)  # a dark background's undershoot is clipped
+    kept, notes = output_voxels(undershoot, np.dtype(np.uint8), "auto")
+    assert kept.dtype == np.uint8 and kept.tolist() == [0, 0, 255] and notes == []
+    overshoot = np.array([0.0, 120.0, 256.0], np.float32)  # a bright overshoot would be lost signal
+    kept, notes = output_voxels(overshoot, np.dtype(np.uint8), "auto")
+    assert kept.dtype == np.float32 and "kept float32" in notes[0]
+    assert output_voxels(overshoot, np.dtype(np.uint8), "input")[0].tolist() == [0, 120, 255]
+    signed = np.array([-40000.0, 3.0], np.float32)  # below a signed type's range: float32
+    assert output_voxels(signed, np.dtype(np.int16), "auto")[0].dtype == np.float32
+    assert output_voxels(undershoot, np.dtype(np.float32), "auto")[0] is undershoot
+    assert output_voxels(undershoot, np.dtype(np.uint16), "float32")[0] is undershoot
+
+
+def test_mask_grid_errors_say_what_differs_and_by_how_much(tmp_path, capsys):
+    voxels = np.ones((3, 10, 10), np.float32)
+    source = write_image(tmp_path / "in.nii.gz", voxels, (1, 1, 3))
+    shifted = write_image(tmp_path / "shifted.nii.gz", voxels, (1, 1, 3), origin=(0.0, 2.0, 0.0))
+    rotated = write_image(tmp_path / "rotated.nii.gz", voxels, (1.5, 1, 3),
+                          direction=np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]))
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--mask", str(shifted)]) == 2
+    assert "origin is 2 mm away" in capsys.readouterr().err
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--mask", str(rotated)]) == 2
+    err = capsys.readouterr().err
+    assert "spacing differs by up to 0.5 mm" in err and "rotated by up to 90 degrees" in err
+
+
+def test_superres_refuses_an_empty_mask_and_warns_on_a_small_one(tmp_path, capsys, mrml_tiny_model_path):
+    voxels = np.ones((3, 10, 10), np.float32)
+    source = write_image(tmp_path / "in.nii.gz", voxels, (1, 1, 3))
+    empty = write_image(tmp_path / "empty.nii.gz", np.zeros_like(voxels), (1, 1, 3))
+    small = np.zeros_like(voxels)
+    small[1, 4:6, 4:6] = 1
+    small_path = write_image(tmp_path / "small.nii.gz", small, (1, 1, 3))
+    common = ["--device", "cpu", "--model", str(mrml_tiny_model_path)]
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--mask", str(empty), *common]) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--mask", str(small_path), *common]) == 0
+    assert "warning: mask" in capsys.readouterr().err
+
+
+def test_mask_without_a_fetal_brain_fails_or_warns_loudly(tmp_path, capsys):
+    """A big bright ball (an adult-sized head, 1.8 L) in noise: no fetal brain."""
+    k, j, i = np.meshgrid(np.arange(40), np.arange(128), np.arange(128), indexing="ij")
+    ball = ((i - 64) * 1.2) ** 2 + ((j - 64) * 1.2) ** 2 + ((k - 20) * 3.0) ** 2 < 75.0**2
+    voxels = (ball * 600 + np.random.default_rng(1).normal(50, 10, ball.shape)).astype(np.float32)
+    source = write_image(tmp_path / "adult.nii.gz", voxels, (1.2, 1.2, 3.0))
+    status = main(["mask", str(source), str(tmp_path / "mask.nii.gz")])
+    err = capsys.readouterr().err
+    assert status == 2 and "error:" in err or status == 0 and "warning:" in err, (status, err)
+
+
+def test_seed_outside_the_volume_is_reported_in_plain_numbers(capsys):
+    assert main(["mask", str(sample_volume_path()), "/tmp/never.nii.gz", "--seed=900,0,0"]) == 2
+    err = capsys.readouterr().err
+    assert "np.float64" not in err and "seed (IJK " in err
+
+
+def test_help_is_fast_imports_no_torch_and_version_exists():
+    code = ("import sys\nfrom RRLSRNSuperResLib.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "False False"
+    version = subprocess.run([sys.executable, "-m", "RRLSRNSuperResLib.cli.main", "--version"],
+                             capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("rrlsrn ")
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.2])
+def test_ctrl_c_at_start_up_gives_one_line_and_ends_by_sigint(tmp_path, delay):
+    """Whether it lands in the imports, in torch's or in the reading: one line, then death by SIGINT
+    (returncode -2 here; a shell reports it as status 130 and stops its loop)."""
+    noise = np.random.default_rng(0).random((12, 256, 256)).astype(np.float32)  # seconds of work: never done first
+    source = write_image(tmp_path / "in.nii.gz", noise, (1, 1, 3))
+    process = subprocess.Popen([sys.executable, "-m", "RRLSRNSuperResLib.cli.main", "superres", str(source),
+                                str(tmp_path / "out.nii.gz")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT, err
+    assert err.strip().splitlines() == [
+        "error: interrupted; no partially written file was left (finished outputs are kept)"]
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_an_empty_dicom_folder_is_one_error_line_without_itk_warnings(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run([sys.executable, "-m", "RRLSRNSuperResLib.cli.main", "superres", str(tmp_path / "empty"),
+                             str(tmp_path / "out.nii.gz")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: folder {tmp_path / 'empty'} holds no DICOM series"]
+
+
+def test_evaluate_takes_a_mask_before_its_volume(tmp_path, mrml_tiny_model_path):
+    image = sample_crop(8, slices=3, side=64)
+    hr = tmp_path / "hr.nii.gz"
+    sitk.WriteImage(image, str(hr))
+    mask = tmp_path / "mask.nii.gz"
+    reference = sitk.ReadImage(str(sample_mask_path()))
+    sitk.WriteImage(sitk.RegionOfInterest(reference, [64, 64, 3], [128, 128, 8]), str(mask))
+    report = tmp_path / "r.json"
+    assert main(["evaluate", "--mask", str(mask), str(hr), "--device", "cpu", "--model", str(mrml_tiny_model_path),
+                 "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["volumes"][0]["mask"] == str(mask)
