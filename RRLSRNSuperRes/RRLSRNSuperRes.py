@@ -151,6 +151,19 @@ class Device(enum.Enum):
         }[self]
 
 
+class Precision(enum.Enum):
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+    def label(self) -> str:
+        return {
+            Precision.AUTO: _("Auto (bfloat16 where the hardware runs it natively)"),
+            Precision.FP32: _("Float32 (reference)"),
+            Precision.BF16: _("BFloat16"),
+        }[self]
+
+
 class OutputType(enum.Enum):
     FLOAT32 = "float32"
     INPUT = "input"
@@ -165,7 +178,7 @@ class RRLSRNSuperResParameterNode:
 
     inputVolume - the stack to super-resolve.
     outputVolume - where the result goes; None creates a new volume named after the input.
-    plane, device, batchSize (0 = automatic), outputType - engine options.
+    plane, device, precision, batchSize (0 = automatic), outputType - engine options.
     brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
 
     The optional seed point list of "Create brain mask" (``seedSelector``) is read when the
@@ -176,6 +189,7 @@ class RRLSRNSuperResParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     plane: SlicingPlane = SlicingPlane.AUTO
     device: Device = Device.AUTO
+    precision: Precision = Precision.AUTO
     batchSize: Annotated[int, WithinRange(0, 512)] = 0
     outputType: OutputType = OutputType.FLOAT32
     brainSegmentation: vtkMRMLSegmentationNode
@@ -363,6 +377,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node.outputVolume,
             plane=node.plane.value,
             device=node.device.value,
+            precision=node.precision.value,
             batchSize=node.batchSize,
             keepInputType=node.outputType == OutputType.INPUT,
             brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
@@ -455,7 +470,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
                            a=inPlane[0], b=inPlane[1], c=inPlane[0] / 2, d=inPlane[1] / 2)
 
     def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
-                batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
+                precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
                 progress: Optional[Progress] = None):
         """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
 
@@ -467,7 +482,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         """
         from RRLSRNSuperResLib import superresolve_volume_node
 
-        options = {"plane": plane, "batch_size": batchSize or None}
+        options = {"plane": plane, "batch_size": batchSize or None, "precision": precision}
         if keepInputType:
             options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:
@@ -492,12 +507,18 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def summary(outputVolume, requestedDevice: str) -> str:
         """Status line from the provenance the adapter stores on the output node."""
-        from RRLSRNSuperResLib.mrml.volumes import ATTRIBUTE_DEVICE, ATTRIBUTE_NOTES, ATTRIBUTE_SECONDS
+        from RRLSRNSuperResLib.mrml.volumes import (
+            ATTRIBUTE_DEVICE,
+            ATTRIBUTE_NOTES,
+            ATTRIBUTE_PRECISION,
+            ATTRIBUTE_SECONDS,
+        )
 
         usedDevice = outputVolume.GetAttribute(ATTRIBUTE_DEVICE) or "?"
         seconds = float(outputVolume.GetAttribute(ATTRIBUTE_SECONDS) or 0)
-        lines = [_("'{name}' done in {seconds:.1f} s on {device}.").format(
-            name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper())]
+        lines = [_("'{name}' done in {seconds:.1f} s on {device} ({precision}).").format(
+            name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper(),
+            precision=outputVolume.GetAttribute(ATTRIBUTE_PRECISION) or "fp32")]
         if requestedDevice == "auto" and usedDevice == "cpu":
             lines.append(_("Note: no working CUDA GPU was found, so the CPU was used (slower)."))
         lines += [note for note in (outputVolume.GetAttribute(ATTRIBUTE_NOTES) or "").split("\n") if note]

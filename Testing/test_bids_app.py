@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from RRLSRNSuperResLib.cli.main import main
+from RRLSRNSuperResLib.engine.precision import cpu_runs_bf16_natively
 from RRLSRNSuperResLib.model.artifact import sha256_of
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
 
 pytest.importorskip("bids")
+AUTO_ON_CPU = "bf16" if cpu_runs_bf16_natively() else "fp32"
 
 STACKS = ("sub-01/anat/sub-01_run-1_T2w.nii.gz", "sub-01/anat/sub-01_run-2_T2w.nii.gz",
           "sub-02/ses-01/anat/sub-02_ses-01_T2w.nii.gz")
@@ -89,7 +91,7 @@ def test_derivatives_have_bids_names_the_x2_grid_and_sidecars_with_provenance(da
         rrlsrn = record["RRLSRN"]
         assert rrlsrn["Model"]["SHA256"] == sha256_of(mrml_tiny_model_path)
         assert set(rrlsrn["Versions"]) == {"rrlsrn-superres", "torch", "python"}
-        assert rrlsrn["Device"] == "cpu" and rrlsrn["Precision"] == "fp32" and rrlsrn["Seconds"] >= 0
+        assert rrlsrn["Device"] == "cpu" and rrlsrn["Precision"] == AUTO_ON_CPU and rrlsrn["Seconds"] >= 0
         assert rrlsrn["Command"][:3] == ["rrlsrn", "bids", str(dataset)] and "AcquisitionHandling" in rrlsrn
 
     description = json.loads((output / "dataset_description.json").read_text())

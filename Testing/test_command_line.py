@@ -287,3 +287,17 @@ def test_evaluate_takes_a_mask_before_its_volume(tmp_path, mrml_tiny_model_path)
     assert main(["evaluate", "--mask", str(mask), str(hr), "--device", "cpu", "--model", str(mrml_tiny_model_path),
                  "--json", str(report)]) == 0
     assert json.loads(report.read_text())["volumes"][0]["mask"] == str(mask)
+
+
+def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp_path):
+    source = tmp_path / "crop.nii.gz"
+    sitk.WriteImage(sample_crop(9, slices=2, side=48), str(source))
+    report = tmp_path / "bench.json"
+    assert main(["bench", str(source), "--device", "cpu", "--precision", "bf16", "--repeats", "1",
+                 "--json", str(report)]) == 0
+    figures = json.loads(report.read_text())
+    assert figures["precision"] == "bf16" and figures["slices_per_second"] > 0
+    assert figures["matmul_bf16_gflops"] > 0 and figures["matmul_fp32_gflops"] > 0
+    assert figures["fraction_of_same_precision_matmul"] == pytest.approx(
+        figures["achieved_gflops"] / figures["matmul_bf16_gflops"], rel=0.01)
+    assert figures["peak_host_memory_mb"] > 100

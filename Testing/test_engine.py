@@ -191,3 +191,29 @@ def test_mask_on_another_grid_or_empty_is_refused(sample_crop):
         superresolve(voxels, spacing, device="cpu", mask_kji=mask[:, :-1])
     with pytest.raises(UserInputError, match="empty"):
         superresolve(voxels, spacing, device="cpu", mask_kji=np.zeros_like(mask))
+
+
+def test_bfloat16_stays_close_to_float32_and_keeps_the_image_branch_in_float32(sample_crop, bundled_runner):
+    voxels, _, spacing = sample_crop
+    reference = superresolve(voxels, spacing, device="cpu", precision="fp32")
+    fast = superresolve(voxels, spacing, device="cpu", precision="bf16")
+    assert (reference.precision, fast.precision) == ("fp32", "bf16")
+    error = fast.voxels.astype(np.float64) - reference.voxels
+    assert np.sqrt(np.mean(error**2)) < 2e-3 * np.ptp(voxels), "about 55 dB from the float32 result"
+    slices = torch.from_numpy((voxels[:1] / np.percentile(voxels, 99)).astype(np.float32))[:, None]
+    runner = SliceRunner(bundled_runner.model, torch.device("cpu"), bundled_runner.halo,
+                         compute_dtype=torch.bfloat16)
+    with torch.inference_mode():
+        out = runner._forward(slices)
+        assert out.dtype == torch.float32
+        image_branch = bundled_runner.model.upsample_image(slices)
+        residual = out - image_branch  # the sum and the image branch in float32: exactly the bf16 residual
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = bundled_runner.model.to_residual(bundled_runner.model.features(slices)).float()
+    torch.testing.assert_close(residual, expected, atol=1e-6, rtol=0)
+
+
+def test_fp16_is_refused_on_the_cpu(sample_crop):
+    voxels, _, spacing = sample_crop
+    with pytest.raises(UserInputError, match="CUDA GPUs only"):
+        superresolve(voxels, spacing, device="cpu", precision="fp16")

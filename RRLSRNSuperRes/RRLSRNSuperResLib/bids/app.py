@@ -77,7 +77,8 @@ def process_stack(task: Task) -> dict[str, Any]:
         result = superresolve_file(task.stack.path, paths["image"], model=task.model_path, options=task.options,
                                    mask=mask, mask_output=paths["mask"] if mask else None)
         record = sidecar(task.stack, model=task.model, options=options, mask_source=mask_source,
-                         result={"device": result.device, "slice_axis": result.slice_axis,
+                         result={"device": result.device, "precision": result.precision,
+                                 "slice_axis": result.slice_axis,
                                  "spacing": result.geometry.spacing, "seconds": result.seconds},
                          command=list(task.command))
         write_json(paths["sidecar"], record)

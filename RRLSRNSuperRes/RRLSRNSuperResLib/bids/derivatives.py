@@ -84,7 +84,7 @@ def sidecar(stack: Stack, *, model: dict[str, str], options: dict[str, Any], mas
             "AcquisitionHandling": "as-is: the stack is super-resolved on its own grid",
             "Versions": {PACKAGE: package_version(), "torch": torch.__version__, "python": platform.python_version()},
             "Device": result["device"],
-            "Precision": "fp32",
+            "Precision": result["precision"],
             "SliceAxis": "ijk"[result["slice_axis"]],
             "Spacing": list(result["spacing"]),
             "Seconds": round(result["seconds"], 3),

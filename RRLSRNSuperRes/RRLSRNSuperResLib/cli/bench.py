@@ -7,13 +7,14 @@ do in the best case, so "fraction of matmul" is comparable across machines; seco
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
 from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
+from ..io.atomic_files import write_json
 
 _MATMUL_SIDE = 2048
 _PROBE_SIDE = 64
@@ -22,6 +23,8 @@ _PROBE_SIDE = 64
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, nargs="?", help="volume to time (default: the bundled sample)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bfloat16 where the hardware runs it natively, else float32")
     parser.add_argument("--batch", type=int)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
     parser.add_argument("--mask", type=Path, help="also time the brain-box restricted run with this mask")
@@ -33,10 +36,10 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, repeats: int = 10) -> float:
-    """float32 GFLOP/s of a square matrix product on ``device`` (the machine's ceiling)."""
-    a = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE, device=device)
-    b = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE, device=device)
+def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 10) -> float:
+    """GFLOP/s of a square matrix product in ``dtype`` on ``device`` (the machine's ceiling for it)."""
+    a = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE, device=device).to(dtype)
+    b = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE, device=device).to(dtype)
     for _ in range(2):
         a @ b
     _synchronise(device)
@@ -67,38 +70,63 @@ def _median_seconds(run, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def peak_host_memory_mb() -> float:
+    """This process's peak resident memory (ru_maxrss is kB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.devices import select_device
+    from ..engine.precision import precision_name, resolve_precision
     from ..engine.volume import resolve_model, superresolve
+    from ..imaging.geometry import numpy_axis, slice_axis
     from ..io.volumes import read_mask_on_grid, read_volume
     from ..resources import sample_volume_path
 
     volume = read_volume(args.input or sample_volume_path())
     device = select_device(args.device)
+    compute_dtype = resolve_precision(args.precision, device)
     model, _ = resolve_model(None)
     flops = model_flops_per_lr_pixel(model) * volume.voxels.size
-    ceiling = matmul_gflops(device)
+    ceiling_fp32 = matmul_gflops(device)
+    ceiling_same = ceiling_fp32 if compute_dtype is None else matmul_gflops(device, compute_dtype)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
     def full() -> None:
-        superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch)
+        superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
+                     precision=args.precision)
 
     seconds = _median_seconds(full, args.repeats)
+    slices = volume.voxels.shape[numpy_axis(slice_axis(volume.geometry.spacing, size=volume.geometry.size))]
+    achieved = flops / seconds / 1e9
     figures = {"input": str(args.input or sample_volume_path()), "voxels": list(volume.voxels.shape),
-               "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "seconds_median": round(seconds, 3), "model_gflop": round(flops / 1e9, 2),
-               "achieved_gflops": round(flops / seconds / 1e9, 2), "matmul_gflops": round(ceiling, 2),
-               "fraction_of_matmul": round(flops / seconds / 1e9 / ceiling, 3)}
+               "device": device.type, "precision": precision_name(compute_dtype),
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "seconds_median": round(seconds, 3), "slices_per_second": round(slices / seconds, 2),
+               "model_gflop_fp32_counted": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),
+               "matmul_fp32_gflops": round(ceiling_fp32, 2),
+               f"matmul_{precision_name(compute_dtype)}_gflops": round(ceiling_same, 2),
+               "fraction_of_fp32_matmul": round(achieved / ceiling_fp32, 3),
+               "fraction_of_same_precision_matmul": round(achieved / ceiling_same, 3),
+               "peak_host_memory_mb": round(peak_host_memory_mb(), 1)}
+    if device.type == "cuda":
+        figures["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     if args.mask:
         mask = read_mask_on_grid(args.mask, volume)
 
         def box() -> None:
             superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
-                         mask_kji=mask)
+                         mask_kji=mask, precision=args.precision)
 
         figures["box_seconds_median"] = round(_median_seconds(box, args.repeats), 3)
         figures["box_speedup"] = round(seconds / figures["box_seconds_median"], 2)
     for key, value in figures.items():
-        print(f"{key:>20}: {value}")
+        print(f"{key:>34}: {value}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_json(args.json, figures)
     return 0

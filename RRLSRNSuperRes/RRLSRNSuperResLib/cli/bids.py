@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..imaging.geometry import PLANES
 
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="stacks processed at once, in separate processes")
     parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bfloat16 where the hardware runs it natively, else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
     parser.add_argument("--mask-from-derivatives", type=Path, metavar="DIR",
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     stacks = find_stacks(bids_dir, args.participant_label, args.session_label, args.suffix)
     if not stacks:
         raise UserInputError(f"no anat/*_{'|'.join(args.suffix)}.nii[.gz] stack matches in {bids_dir}")
-    options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch)
+    options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch, precision=args.precision)
     log = run_participants(bids_dir, output_dir, stacks, model_path=args.model, options=options,
                            mask_dir=args.mask_from_derivatives, overwrite=args.overwrite, jobs=args.jobs,
                            command=args.command_line,

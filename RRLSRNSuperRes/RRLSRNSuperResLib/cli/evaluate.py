@@ -13,6 +13,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation import metrics, simulated_lr
 from ..imaging.degrade import DEGRADATIONS
@@ -34,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how LR is simulated: the paper's bicubic or the MRI k-space model")
     parser.add_argument("--json", type=Path, help="write every number and convention to this JSON file")
     parser.add_argument("--model", type=Path, help="TorchScript x2 model (default: the bundled one)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bfloat16 where the hardware runs it natively, else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto", help="slice axis (default: the thickest)")
 
 
@@ -112,7 +116,7 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
         name = volume_name(hr_path)
         scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
                                             model=args.model, device=args.device, plane=args.plane,
-                                            progress=terminal_progress(name))
+                                            progress=terminal_progress(name), precision=args.precision)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         print(table_row(name, scores), flush=True)
     return results
@@ -126,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary)
     if args.json is not None:
         report = {"command": "rrlsrn evaluate", "model": simulated_lr.model_identity(args.model),
-                  "device_option": args.device, "plane_option": args.plane,
+                  "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")

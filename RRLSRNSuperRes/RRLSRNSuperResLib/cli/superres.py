@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
 from ..imaging.geometry import PLANES
 from ..io.formats import OUTPUT_FORMATS, OUTPUT_TYPES
 
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the series to read when INPUT is a DICOM folder holding several")
     parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX "
+                             "CPUs, CUDA GPUs), else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto",
                         help="IJK axis to slice along (auto: the thickest; k for isotropic volumes)")
     parser.add_argument("--mask", type=Path,
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from .progress_bar import terminal_progress
 
     options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch,
-                           output_type=args.output_type, extract_brain=args.extract_brain,
+                           output_type=args.output_type, precision=args.precision, extract_brain=args.extract_brain,
                            replace_nonfinite=args.replace_nonfinite)
     result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,
                                mask_output=args.mask_output, output_format=args.output_format, series=args.series,
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     geometry = result.geometry
     print(f"{geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "
-          f"{result.seconds:.1f} s on {result.device}")
+          f"{result.seconds:.1f} s on {result.device} in {result.precision}")
     for written in result.written:
         print(f"wrote {written}")
     for note in result.notes:

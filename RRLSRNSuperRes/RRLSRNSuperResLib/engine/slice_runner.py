@@ -11,7 +11,7 @@ are seamless: tiled or box-restricted output equals the whole-slice output insid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 _PROBE_SIDE = 64
 EDGE_PAD = 8  # reflected LR pixels around each slice: context for the border pixels
 _MAX_TILE_SPLITS = 3  # tiles of 1/2, 1/4, 1/8 of the slice side before giving up on the GPU
+_RRLSRN_BRANCHES = ("features", "to_residual", "upsample_image")  # model.network.RRLSRN's submodules
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class SliceRunner:
     notes: list[str] = field(default_factory=list)
     report: Callable[[str], None] = lambda message: None
     tile_splits: int = 0
+    compute_dtype: Optional[torch.dtype] = None
+    """bfloat16/float16 for autocast, None for float32 (see ``engine.precision``)."""
 
     def run(self, slices: np.ndarray, window: Window) -> np.ndarray:
         """x2 of ``slices[:, window]`` (B x h x w normalised float32) -> B x 2h x 2w."""
@@ -94,6 +97,10 @@ class SliceRunner:
             return
         self._note("out of GPU memory even with tiles: continuing on the CPU")
         self.device = torch.device("cpu")
+        if self.compute_dtype == torch.float16:  # a GPU format; the CPU runs bfloat16 natively or float32
+            from .precision import resolve_precision
+
+            self.compute_dtype = resolve_precision("auto", self.device)
         self.model = self.model.to(self.device)
 
     def _note(self, message: str) -> None:
@@ -122,10 +129,26 @@ class SliceRunner:
             rows = _with_halo(window.top + pad, window.bottom + pad, self.halo, padded.shape[-2])
             cols = _with_halo(window.left + pad, window.right + pad, self.halo, padded.shape[-1])
             crop = padded[..., rows[0]: rows[1], cols[0]: cols[1]]
-            output = self.model(crop.to(self.device).contiguous(memory_format=torch.channels_last))
+            output = self._forward(crop.to(self.device).contiguous(memory_format=torch.channels_last))
             top, left = 2 * (window.top + pad - rows[0]), 2 * (window.left + pad - cols[0])
             height, width = 2 * (window.bottom - window.top), 2 * (window.right - window.left)
             return output[:, 0, top: top + height, left: left + width].float().cpu().numpy()
+
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model, with the feature branch in ``compute_dtype`` and the image branch and sum in float32.
+
+        The image branch carries the image itself, so rounding it to 8 bits of mantissa would
+        cost PSNR; the residual is small, so its rounding does not. A model without RRLSRN's
+        branches runs wholly under autocast.
+        """
+        if self.compute_dtype is None:
+            return self.model(batch)
+        with torch.autocast(self.device.type, dtype=self.compute_dtype):
+            if not all(hasattr(self.model, name) for name in _RRLSRN_BRANCHES):
+                return self.model(batch).float()
+            residual = self.model.to_residual(self.model.features(batch))
+        return self.model.upsample_image(batch) + residual.float()
 
 
 def _with_halo(start: int, stop: int, halo: int, size: int) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
 from .devices import select_device
+from .precision import precision_name, resolve_precision
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 
 Progress = Callable[[float, str], Optional[bool]]
@@ -32,7 +33,10 @@ ModelSource = Union[None, str, Path, torch.jit.ScriptModule]
 BOX_MARGIN_LR_PIXELS = 8
 """Margin around the mask's in-plane bounding box that is still super-resolved."""
 _BYTES_PER_LR_PIXEL = 64 * 4 * 12  # live activations per input pixel (features at LR and HR), generous
-_CPU_MAX_BATCH = 4  # larger CPU batches only cost memory: throughput is flat beyond this
+# One slice at a time on the CPU: a 336x336 slice's activations stay in cache. Measured on this
+# project's 2-core CPU, bundled model: 274 GFLOP/s at batch 1 vs 157 at batch 4 (float32),
+# 540 vs 365 (bfloat16).
+_CPU_MAX_BATCH = 1
 _MEMORY_SHARE = 0.5
 
 
@@ -46,6 +50,7 @@ class SuperResolutionResult:
     seconds: float
     scale: IntensityScale
     notes: list[str] = field(default_factory=list)
+    precision: str = "fp32"
 
 
 @lru_cache(maxsize=4)
@@ -115,6 +120,7 @@ def superresolve(
     mask_kji: np.ndarray | None = None,
     progress: Progress | None = None,
     output_dtype: np.dtype | None = None,
+    precision: str = "auto",
 ) -> SuperResolutionResult:
     """Super-resolve a volume x2 on its two in-plane axes, slice by slice.
 
@@ -128,6 +134,8 @@ def superresolve(
         intensity range is taken inside the mask.
     progress : ``progress(fraction, message)``; returning ``False`` cancels.
     output_dtype : ``None`` gives float32; e.g. the input's dtype on request.
+    precision : ``auto`` (bfloat16 where the hardware runs it natively), ``fp32``, ``bf16``,
+        ``fp16`` (CUDA); see ``engine.precision``.
     """
     started = time.monotonic()
     report = _Reporter(progress)
@@ -138,6 +146,7 @@ def superresolve(
     report(0.0, "loading model")
     network, halo = resolve_model(model)
     torch_device = select_device(device)
+    compute_dtype = resolve_precision(precision, torch_device)
     # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.
     network = network.to(torch_device).to(memory_format=torch.channels_last)
     scale = robust_scale(voxels, mask_kji)
@@ -155,10 +164,11 @@ def superresolve(
                 output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
 
     done = 0
-    runner = SliceRunner(network, torch_device, halo, report=lambda message: report(done / count, message))
+    runner = SliceRunner(network, torch_device, halo, report=lambda message: report(done / count, message),
+                         compute_dtype=compute_dtype)
     batch = batch_size or automatic_batch_size(torch_device, min(window.bottom - window.top + 2 * halo, height),
                                                min(window.right - window.left + 2 * halo, width))
-    report(0.0, f"super-resolving {count} slices on {torch_device.type}")
+    report(0.0, f"super-resolving {count} slices on {torch_device.type} in {precision_name(compute_dtype)}")
     with _deterministic(torch_device):
         while done < count:
             chunk = slices[done: done + batch]
@@ -176,7 +186,8 @@ def superresolve(
             done += len(chunk)
             report(done / count, f"{done}/{count} slices")
     return SuperResolutionResult(cast_to(output, output_dtype), axis, runner.device.type,
-                                 time.monotonic() - started, scale, runner.notes)
+                                 time.monotonic() - started, scale, runner.notes,
+                                 precision_name(runner.compute_dtype))
 
 
 def _keep_constant_slices(chunk: np.ndarray, target: np.ndarray) -> None:

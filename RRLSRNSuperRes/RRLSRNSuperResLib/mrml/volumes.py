@@ -31,6 +31,7 @@ OUTPUT_NAME_SUFFIX = " x2 RRLSRN"
 
 # Provenance stored on the output node (saved with the scene, read by the Slicer module).
 ATTRIBUTE_DEVICE = "RRLSRN.Device"
+ATTRIBUTE_PRECISION = "RRLSRN.Precision"
 ATTRIBUTE_SECONDS = "RRLSRN.Seconds"
 ATTRIBUTE_SLICE_AXIS = "RRLSRN.SliceAxis"
 ATTRIBUTE_NOTES = "RRLSRN.Notes"
@@ -183,6 +184,7 @@ def _cancel_when_nodes_leave(progress: Progress | None, scene: Any, *nodes: Any)
 
 def _record_provenance(output_node: Any, input_node: Any, result: SuperResolutionResult) -> None:
     output_node.SetAttribute(ATTRIBUTE_DEVICE, result.device)
+    output_node.SetAttribute(ATTRIBUTE_PRECISION, result.precision)
     output_node.SetAttribute(ATTRIBUTE_SECONDS, f"{result.seconds:.3f}")
     output_node.SetAttribute(ATTRIBUTE_SLICE_AXIS, "ijk"[result.slice_axis])
     output_node.SetAttribute(ATTRIBUTE_NOTES, "\n".join(result.notes))
@@ -221,7 +223,7 @@ def superresolve_volume_node(
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
         So does removing the input or the given output node, or closing the scene, meanwhile.
     **options : passed to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``,
-        ``mask_kji`` on the input grid in KJI order, ``output_dtype``).
+        ``mask_kji`` on the input grid in KJI order, ``output_dtype``, ``precision``).
 
     Returns
     -------

@@ -31,6 +31,7 @@ class StackOptions:
     device: str = "auto"
     batch_size: Optional[int] = None
     output_type: str = "auto"
+    precision: str = "auto"
     extract_brain: bool = False
     replace_nonfinite: Optional[float] = None
 
@@ -43,6 +44,7 @@ class StackResult:
     geometry: Geometry
     slice_axis: int
     device: str
+    precision: str
     seconds: float
     written: list[str] = field(default_factory=list)  # "<path> (<pixel type>)" for every file or folder
     notes: list[str] = field(default_factory=list)
@@ -118,7 +120,7 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
         results.append(superresolve(
             components[..., component], volume.geometry.spacing, plane=options.plane, model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
-            progress=progress_for(label)))
+            progress=progress_for(label), precision=options.precision))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
     written, notes = [], [note for r in results for note in r.notes]
@@ -134,5 +136,6 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
                  f"{'ijk'[results[0].slice_axis]}"
     written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation))
     return StackResult(output=Path(output), geometry=geometry, slice_axis=results[0].slice_axis,
-                       device=results[0].device, seconds=sum(r.seconds for r in results), written=written,
-                       notes=notes + type_notes, warnings=warnings)
+                       device=results[0].device, precision=results[0].precision,
+                       seconds=sum(r.seconds for r in results), written=written, notes=notes + type_notes,
+                       warnings=warnings)
