@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
-from ..imaging.geometry import PLANES
+from .engine_options import add_engine_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,12 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-label", nargs="+", default=[], metavar="S", help="only these sessions")
     parser.add_argument("--suffix", nargs="+", default=["T2w"], help="image suffixes to process (default T2w)")
     parser.add_argument("--jobs", type=int, default=1, help="stacks processed at once, in separate processes")
-    parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 where the hardware runs it natively, else float32")
-    parser.add_argument("--plane", choices=PLANES, default="auto")
-    parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
+    add_engine_options(parser)
     parser.add_argument("--mask-from-derivatives", type=Path, metavar="DIR",
                         help="a derivatives dataset with each stack's <name>_desc-brain_mask.nii.gz: restricts "
                              "the network to the brain and writes the mask on the x2 grid")

@@ -6,10 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
-from ..imaging.geometry import PLANES
 from ..io.formats import OUTPUT_FORMATS, OUTPUT_TYPES
+from .engine_options import add_engine_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "derived series into a new folder")
     parser.add_argument("--series", metavar="UID|NUMBER|DESCRIPTION",
                         help="the series to read when INPUT is a DICOM folder holding several")
-    parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX "
-                             "CPUs, CUDA GPUs), else float32")
-    parser.add_argument("--plane", choices=PLANES, default="auto",
-                        help="IJK axis to slice along (auto: the thickest; k for isotropic volumes)")
+    add_engine_options(parser)
     parser.add_argument("--mask", type=Path,
                         help="brain mask on the input grid: only its box (plus a margin) is super-resolved, "
                              "the rest is cubic spline")
@@ -36,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --mask: set voxels outside the brain to 0 in the output (paper Fig. 1a)")
     parser.add_argument("--mask-output", type=Path, metavar="PATH",
                         help="with --mask: also write the mask on the x2 grid (uint8 0/1)")
-    parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
     parser.add_argument("--output-type", choices=OUTPUT_TYPES, default="auto",
                         help="auto (default): an integer input's type, rounded, unless that would clip, else "
                              "float32; float32: always, overshoot kept; input: the input's type, clipped")

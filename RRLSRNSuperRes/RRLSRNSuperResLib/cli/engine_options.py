@@ -1,0 +1,22 @@
+"""The engine's options, shared by every command that runs a stack (``superres``, ``bids``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
+from ..imaging.geometry import PLANES
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--model --device --precision --plane --batch``, with the same defaults everywhere."""
+    parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX "
+                             "CPUs, CUDA GPUs), else float32")
+    parser.add_argument("--plane", choices=PLANES, default="auto",
+                        help="IJK axis to slice along (auto: the thickest; k for isotropic volumes)")
+    parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
