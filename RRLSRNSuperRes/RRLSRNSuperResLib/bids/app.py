@@ -40,15 +40,13 @@ class Task:
     command: tuple[str, ...]
 
 
-def model_identity(model_path: Path | None) -> dict[str, str]:
-    """Name, file and SHA256 of the model (the bundled one's card is checked at load too)."""
-    from ..model.artifact import read_model_card, sha256_of
-    from ..resources import bundled_model_path
+def sidecar_model(model_path: Path | None) -> dict[str, str]:
+    """The model as the sidecars name it: Name, File (the bundled file's name, else its path) and SHA256."""
+    from ..model.artifact import model_identity
 
-    if model_path is None:
-        card = read_model_card()
-        return {"Name": card["name"], "File": bundled_model_path().name, "SHA256": card["sha256"]}
-    return {"Name": Path(model_path).stem, "File": str(Path(model_path).resolve()), "SHA256": sha256_of(model_path)}
+    identity = model_identity(model_path)
+    file = Path(identity["path"]).name if identity["bundled"] else str(Path(identity["path"]).resolve())
+    return {"Name": identity["name"], "File": file, "SHA256": identity["sha256"]}
 
 
 def _is_finished(paths: dict[str, Path], expected: dict[str, Any]) -> bool:
@@ -127,7 +125,7 @@ def run_participants(bids_dir: Path, output_dir: Path, stacks: list[Stack], *, m
     """Process every stack, report each result, write the dataset description and the run's log."""
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / "dataset_description.json", dataset_description(bids_dir, mask_dir))
-    model = model_identity(model_path)
+    model = sidecar_model(model_path)
     tasks = [Task(stack, output_dir, model_path, model, options, mask_dir, overwrite, tuple(command))
              for stack in stacks]
     log = {"command": command, "started": datetime.now(timezone.utc).isoformat(), "model": model,

@@ -22,11 +22,6 @@ class Stack:
     suffix: str
 
 
-def strip_prefix(label: str, prefix: str) -> str:
-    """BIDS Apps take ``01`` or ``sub-01`` alike."""
-    return label[len(prefix):] if label.startswith(prefix) else label
-
-
 def _layout(bids_dir: Path):
     try:
         from bids import BIDSLayout
@@ -44,7 +39,7 @@ def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequ
     Raises ``UserInputError`` naming the labels that the dataset does not have.
     """
     layout = _layout(bids_dir)
-    subjects = [strip_prefix(label, "sub-") for label in participants]
+    subjects = [label.removeprefix("sub-") for label in participants]  # BIDS Apps take 01 or sub-01
     unknown = sorted(set(subjects) - set(layout.get_subjects()))
     if unknown:
         raise UserInputError(f"no participant {', '.join(unknown)} in {bids_dir} "
@@ -53,7 +48,7 @@ def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequ
     if subjects:
         query["subject"] = subjects
     if sessions:
-        query["session"] = [strip_prefix(label, "ses-") for label in sessions]
+        query["session"] = [label.removeprefix("ses-") for label in sessions]
     stacks = []
     for image in layout.get(**query):
         entities = image.get_entities()

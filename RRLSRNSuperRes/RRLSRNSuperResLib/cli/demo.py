@@ -145,6 +145,7 @@ def output_folder(out: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from ..io.atomic_files import replace_atomically, write_json
     from ..io.volumes import read_volume
+    from ..model.artifact import model_identity
     from ..resources import sample_mask_path, sample_volume_path
     from .progress_bar import terminal_progress
 
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     scores = simulated_lr.score(comparison)
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"command": "rrlsrn demo", "hr": sample_volume_path(), "mask": sample_mask_path(),
-                              "model": simulated_lr.model_identity(None), "superresolution": superres,
+                              "model": model_identity(None), "superresolution": superres,
                               "conventions": simulated_lr.conventions("bicubic"), "evaluation": scores})
     print_scores(scores)
     print(f"  wrote {metrics_path}")

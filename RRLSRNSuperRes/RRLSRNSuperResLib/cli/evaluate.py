@@ -123,13 +123,15 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..model.artifact import model_identity
+
     if args.json is not None:
         check_output_path(args.json, [*args.hr, *(args.mask or [])])
     results = evaluate_all(args, read_inputs(args.hr, args.mask))
     summary = summary_of(results)
     print_summary(summary)
     if args.json is not None:
-        report = {"command": "rrlsrn evaluate", "model": simulated_lr.model_identity(args.model),
+        report = {"command": "rrlsrn evaluate", "model": model_identity(args.model),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import dice
     from ..io.formats import check_output_path
     from ..io.volumes import read_volume, write_volume
-    from ..masks.fetal_brain import fetal_brain_mask, implausibility
+    from ..masks.fetal_brain import fetal_brain_mask, implausibility, mask_volume_ml
 
     output = check_output_path(args.output, [args.input])
     volume = read_volume(args.input)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     mask = fetal_brain_mask(volume.voxels, volume.geometry.spacing, seed_ijk)
     seconds = time.perf_counter() - started
     write_volume(output, mask, volume.geometry)
-    volume_ml = float(mask.sum()) * float(np.prod(volume.geometry.spacing)) / 1000.0
+    volume_ml = mask_volume_ml(mask, volume.geometry.spacing)
     print(f"brain mask: {volume_ml:.0f} mL in {seconds:.1f} s; wrote {output} (uint8 0/1)")
     for problem in implausibility(mask, volume.geometry.spacing):
         print(f"warning: {problem}", file=sys.stderr)

@@ -14,7 +14,6 @@ handled as a stack ``S x H x W`` of slices along the acquisition's slice axis.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -68,15 +67,6 @@ def conventions(degradation: str) -> dict:
         "in_plane_crop": "HR in-plane sizes cropped to even (last row/column dropped)",
         **metrics.conventions(),
     }
-
-
-def model_identity(model: Path | str | None) -> dict:
-    """Which model file was scored (the bundled one when None), with its SHA256 to pin the numbers."""
-    from ..model.artifact import sha256_of
-    from ..resources import bundled_model_path
-
-    path = Path(model) if model is not None else bundled_model_path()
-    return {"path": str(path), "bundled": model is None, "sha256": sha256_of(path) if path.is_file() else None}
 
 
 def to_slices(volume_kji: np.ndarray, axis_ijk: int) -> np.ndarray:

@@ -36,18 +36,22 @@ def _probe_writable(folder: Path) -> None:
             from error
 
 
+def _check_place(output: Path, inputs: list[Path | str], clash: str) -> None:
+    """An existing, writable parent folder, and not one of the inputs (``clash`` says what to do if it is)."""
+    if not output.parent.resolve().is_dir():
+        raise UserInputError(f"output folder {output.parent} does not exist; create it first")
+    for given in inputs:
+        if Path(given).exists() and output.resolve() == Path(given).resolve():
+            raise UserInputError(f"output {output} is {clash} (the input is never modified)")
+    _probe_writable(output.parent.resolve())
+
+
 def check_output_path(output: Path | str, inputs: list[Path | str]) -> Path:
     """Refuse an output that would overwrite an input, or that lies in a missing or read-only folder."""
     output = Path(output)
-    if not output.parent.resolve().is_dir():
-        raise UserInputError(f"output folder {output.parent} does not exist; create it first")
     if output.is_dir():
         raise UserInputError(f"output {output} is a folder; give a file name such as {output / 'out.nii.gz'}")
-    for given in inputs:
-        if Path(given).exists() and output.resolve() == Path(given).resolve():
-            raise UserInputError(
-                f"output {output} is the input file; choose another name (the input is never modified)")
-    _probe_writable(output.parent.resolve())
+    _check_place(output, inputs, "the input file; choose another name")
     return output
 
 
@@ -82,12 +86,7 @@ def _check_dicom_folder(output: Path, inputs: list[Path | str]) -> str:
     require_pydicom()
     if infer_format(output) is not None:
         raise UserInputError(f"--output-format dicom writes a folder; {output.name!r} looks like a file name")
+    _check_place(output, inputs, "the input; choose another folder")
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UserInputError(f"{output} exists and is not an empty folder; give a new folder for the DICOM series")
-    for given in inputs:
-        if Path(given).exists() and output.resolve() == Path(given).resolve():
-            raise UserInputError(f"output {output} is the input; choose another folder (the input is never modified)")
-    if not output.parent.resolve().is_dir():
-        raise UserInputError(f"output folder {output.parent} does not exist; create it first")
-    _probe_writable(output.parent.resolve())
     return "dicom"

@@ -81,3 +81,10 @@ def load_model(path: Path | None = None) -> torch.jit.ScriptModule:
     model.eval()
     check_shapes(model)
     return model
+
+
+def model_identity(path: Path | str | None) -> dict:
+    """Which model file ran (the bundled one when None): name, path, bundled or not, and its SHA256."""
+    model_path = Path(path) if path is not None else bundled_model_path()
+    return {"name": read_model_card()["name"] if path is None else model_path.stem, "path": str(model_path),
+            "bundled": path is None, "sha256": sha256_of(model_path) if model_path.is_file() else None}
