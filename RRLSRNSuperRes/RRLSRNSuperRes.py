@@ -389,7 +389,14 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             segmentation = self.logic.createBrainSegmentation(self._parameterNode.inputVolume,
                                                               self.ui.seedSelector.currentNode())
             self._parameterNode.brainSegmentation = segmentation
-            self.ui.statusLabel.text = _("Brain mask created; check it and refine it in Segment Editor if needed.")
+            from RRLSRNSuperResLib.mrml.segmentations import brain_mask_assessment
+
+            confidence, problems = brain_mask_assessment(segmentation)
+            status = _("Brain mask created (confidence {confidence:.2f}); check it and refine it in Segment Editor "
+                       "if needed.").format(confidence=confidence)
+            for problem in problems:
+                status += "\n" + _("Warning: {problem}").format(problem=problem)
+            self.ui.statusLabel.text = status
 
     def onRefineMaskButton(self) -> None:
         node = self._parameterNode

@@ -8,14 +8,15 @@ import slicer
 import slicer.util
 import vtk
 from RRLSRNSuperResLib.errors import UserInputError
-from RRLSRNSuperResLib.evaluation.metrics import dice
 from RRLSRNSuperResLib.imaging.geometry import upsampled_geometry
+from RRLSRNSuperResLib.imaging.overlap import dice
 from RRLSRNSuperResLib.io.volumes import read_volume
-from RRLSRNSuperResLib.masks.fetal_brain import fetal_brain_mask
+from RRLSRNSuperResLib.masks.fetal_brain import LOW_CONFIDENCE, fetal_brain_mask
 from RRLSRNSuperResLib.masks.transfer import mask_to_x2_grid
 from RRLSRNSuperResLib.mrml.segmentations import (
     BRAIN_MASK_LABEL,
     SEGMENT_NAME,
+    brain_mask_assessment,
     brain_mask_on_volume,
     brain_mask_on_volume_as_labelmap,
     brain_segment_id,
@@ -46,7 +47,7 @@ def seg_scene():
 def seg_sample():
     """The bundled stack and its automatic mask (computed once for the module)."""
     volume = read_volume(sample_volume_path())
-    return volume, fetal_brain_mask(volume.voxels, volume.geometry.spacing)
+    return volume, fetal_brain_mask(volume.voxels, volume.geometry.spacing).voxels
 
 
 @pytest.fixture
@@ -70,6 +71,21 @@ def test_segmentation_has_the_fetal_brain_segment_referencing_the_input(seg_samp
     assert segment_id
     np.testing.assert_array_equal(segment_mask_on_volume(segmentation_node, segment_id, node), mask)
     assert node.GetScene().GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode") == 0
+    confidence, problems = brain_mask_assessment(segmentation_node)
+    assert LOW_CONFIDENCE < confidence <= 1.0 and problems == []
+
+
+def test_a_doubtful_mask_carries_its_warnings_on_the_node(seg_scene):
+    """A stack filled by one bright block: the mask covers the view, and the node says so."""
+    node = seg_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "block")
+    voxels = np.full((20, 64, 64), 50.0, dtype=np.float32)
+    voxels[:, 1:-1, 1:-1] = 500.0
+    slicer.util.updateVolumeFromArray(node, voxels)
+    node.SetSpacing(1.2, 1.2, 3.0)
+    segmentation_node = create_brain_segmentation(node)
+    confidence, problems = brain_mask_assessment(segmentation_node)
+    assert confidence is not None and any("nearly all of it" in problem for problem in problems)
+    assert brain_mask_assessment(seg_scene.AddNewNodeByClass("vtkMRMLSegmentationNode")) == (None, [])
 
 
 def test_reading_a_mask_back_leaves_no_node_in_the_scene(seg_sample_node):

@@ -177,10 +177,3 @@ def summarise(values: Sequence[float]) -> dict:
     low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n)) if sd > 0 else (mean, mean)
     return {"mean": mean, "sd": sd, "ci95_low": float(low), "ci95_high": float(high), "n": n}
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two masks (nonzero = inside); 1.0 when both are empty."""
-    a = np.asarray(a) > 0
-    b = np.asarray(b) > 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total

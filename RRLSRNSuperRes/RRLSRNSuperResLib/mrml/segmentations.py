@@ -33,6 +33,11 @@ BRAIN_MASK_LABEL = 1
 # Node reference from a volume to the label map of the brain mask on its grid, so a second
 # super-resolution into the same output updates that label map instead of adding another.
 BRAIN_MASK_REFERENCE_ROLE = "RRLSRN.BrainMask"
+# Attributes of the segmentation node: the automatic mask's confidence (0-1, two decimals)
+# and its warnings (one per line, empty when it looks plausible), for the status line and for
+# anyone reading the scene later.
+MASK_CONFIDENCE_ATTRIBUTE = "RRLSRN.MaskConfidence"
+MASK_WARNINGS_ATTRIBUTE = "RRLSRN.MaskWarnings"
 SEGMENT_COLOR = (0.98, 0.82, 0.56)  # warm light orange: visible over grey T2 and over bright fluid
 # DICOM/SNOMED code for "Brain" in Slicer's general anatomy terminology, so Segment Editor and
 # DICOM SEG export label the segment with a standard anatomical term.
@@ -54,22 +59,32 @@ def create_brain_segmentation(input_volume_node: Any, seed_ras: Sequence[float] 
     Returns
     -------
     The new ``vtkMRMLSegmentationNode`` in the input's scene; its reference geometry is the
-    input volume and it observes the input's parent transform, so it stays aligned.
+    input volume and it observes the input's parent transform, so it stays aligned. Its
+    attributes ``RRLSRN.MaskConfidence`` and ``RRLSRN.MaskWarnings`` say how far to trust it.
     """
     check_scalar_volume(input_volume_node)
     seed_ijk = None if seed_ras is None else _ras_to_ijk(input_volume_node, seed_ras)
-    mask = fetal_brain_mask(arrayFromVolume(input_volume_node), input_volume_node.GetSpacing(), seed_ijk)
+    result = fetal_brain_mask(arrayFromVolume(input_volume_node), input_volume_node.GetSpacing(), seed_ijk)
     scene = input_volume_node.GetScene()
     segmentation_node = scene.AddNewNodeByClass(
         "vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{input_volume_node.GetName()} brain mask"))
     segmentation_node.CreateDefaultDisplayNodes()
     segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_volume_node)
     segmentation_node.SetAndObserveTransformNodeID(input_volume_node.GetTransformNodeID())
+    segmentation_node.SetAttribute(MASK_CONFIDENCE_ATTRIBUTE, f"{result.confidence:.2f}")
+    segmentation_node.SetAttribute(MASK_WARNINGS_ATTRIBUTE, "\n".join(result.problems))
     segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", SEGMENT_NAME, SEGMENT_COLOR)
     segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
     segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), BRAIN_TERMINOLOGY)
-    set_segment_mask(segmentation_node, segment_id, mask, input_volume_node)
+    set_segment_mask(segmentation_node, segment_id, result.voxels, input_volume_node)
     return segmentation_node
+
+
+def brain_mask_assessment(segmentation_node: Any) -> tuple[float | None, list[str]]:
+    """Confidence (None if the mask was not made automatically) and warnings of a brain segmentation."""
+    confidence = segmentation_node.GetAttribute(MASK_CONFIDENCE_ATTRIBUTE)
+    warnings = segmentation_node.GetAttribute(MASK_WARNINGS_ATTRIBUTE) or ""
+    return (None if confidence is None else float(confidence)), [line for line in warnings.split("\n") if line]
 
 
 def _ras_to_ijk(volume_node: Any, ras: Sequence[float]) -> np.ndarray:
