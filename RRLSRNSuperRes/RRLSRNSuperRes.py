@@ -80,9 +80,9 @@ class RRLSRNSuperRes(ScriptedLoadableModule):
         self.parent.helpText = _("""
 Super-resolves brain MRI stacks x2 in-plane, slice by slice, with the deep robust residual
 network RRLSRN (Song, Wang et al., "Deep robust residual network for super-resolution of 2D
-fetal brain MRI", Scientific Reports 12, 2022). The slices are cut along the thickest voxel
-axis by default; the result keeps the input's field of view, orientation and parent
-transform. Runs on a CUDA GPU when one works, otherwise on the CPU.
+fetal brain MRI", Scientific Reports 12, 2022). By default the slices are cut across the
+square-pixel plane (else along the thickest voxel axis); the result keeps the input's field
+of view, orientation and parent transform. Runs on a CUDA GPU when one works, otherwise on the CPU.
 """)
         self.parent.acknowledgementText = _("""
 The bundled sample (a clinical fetal brain T2-weighted stack and its brain mask) comes from the
@@ -131,7 +131,7 @@ class SlicingPlane(enum.Enum):
 
     def label(self) -> str:
         return {
-            SlicingPlane.AUTO: _("Auto (thickest axis)"),
+            SlicingPlane.AUTO: _("Auto (square-pixel plane)"),
             SlicingPlane.K: _("K: slices along K (IJ plane)"),
             SlicingPlane.J: _("J: slices along J (IK plane)"),
             SlicingPlane.I: _("I: slices along I (JK plane)"),

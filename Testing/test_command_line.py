@@ -301,3 +301,17 @@ def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp
     assert figures["fraction_of_same_precision_matmul"] == pytest.approx(
         figures["achieved_gflops"] / figures["matmul_bf16_gflops"], rel=0.01)
     assert figures["peak_host_memory_mb"] > 100
+
+
+def test_a_dicom_series_is_sliced_along_its_slice_normal(tmp_path, mrml_tiny_model_path, capsys):
+    """Rectangular 1.0 x 1.5 mm pixels, slices 1.2 mm apart: by spacing j would be the slice axis."""
+    from pydicom.uid import generate_uid
+
+    image = sample_crop(9, slices=4, side=32)
+    image.SetSpacing((1.0, 1.5, 1.2))
+    folder = tmp_path / "dicom"
+    write_dicom_series(image, folder, 7, "T2 rectangular FOV", generate_uid())
+    out = tmp_path / "out.nii.gz"
+    assert main(["superres", str(folder), str(out), "--device", "cpu", "--model", str(mrml_tiny_model_path)]) == 0
+    assert sitk.ReadImage(str(out)).GetSize() == (64, 64, 4)
+    assert "slice axis the DICOM slice normal" in capsys.readouterr().out

@@ -77,7 +77,15 @@ def test_origin_moves_by_a_quarter_of_the_old_spacing_through_the_direction():
     ((3.3, 1.1, 1.1), None, "auto", 0),
     ((1.1, 3.3, 1.1), None, "auto", 1),
     ((0.8, 0.8, 0.8), None, "auto", 2),
-    ((1.1, 3.3, 3.3), None, "auto", 2),
+    # Square pixels: the one pair of equal spacings (within 1%) spans the plane, even when the
+    # pixels are coarser than the slices (a 1.17 x 1.17 x 2.0 mm stack at half resolution).
+    ((2.34, 2.34, 2.0), None, "auto", 2),
+    ((2.0, 2.34, 2.34), None, "auto", 0),
+    ((2.34, 2.0, 2.345), None, "auto", 1),
+    ((1.1, 3.3, 3.3), None, "auto", 0),
+    ((2.34, 2.4, 2.0), None, "auto", 1),  # 2.5% apart: no square pair, so the thickest axis
+    ((1.0, 1.005, 1.009), None, "auto", 2),  # every pair within 1%: isotropic enough, k
+    ((0.8, 0.9, 3.0), None, "auto", 2),
     ((1.0, 1.0, 1.0), (64, 64, 1), "auto", 2),
     ((1.0, 1.0, 5.0), (64, 1, 10), "auto", 1),
     ((1.1, 1.1, 3.3), None, "i", 0),

@@ -232,3 +232,40 @@ def test_mask_options_need_a_mask(tmp_path, capsys):
     source = write_image(tmp_path / "s.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
     assert main(["superres", str(source), str(tmp_path / "o.nii.gz"), "--extract-brain"]) == 2
     assert "need --mask" in capsys.readouterr().err
+
+
+def test_coarse_square_pixels_over_thinner_slices_are_upsampled_in_their_plane(tmp_path, capsys):
+    """A 1.17 x 1.17 x 2.0 mm stack at half resolution: 2.34 x 2.34 mm pixels, 2.0 mm slices."""
+    size = (20, 24, 8)
+    source = write_image(tmp_path / "half.nii.gz", blob_volume(size, (9.5, 11.0, 3.5), (3.0, 3.0, 1.5)),
+                         (2.34, 2.34, 2.0), random_direction(np.random.default_rng(5)), origin=(3.0, -7.0, 11.0))
+    output = tmp_path / "half_x2.nii.gz"
+    assert main(["superres", str(source), str(output)]) == 0
+    high = sitk.ReadImage(str(output))
+    assert high.GetSize() == (40, 48, 8)
+    np.testing.assert_allclose(high.GetSpacing(), (1.17, 1.17, 2.0), rtol=1e-6)
+    assert "slicing along k" in capsys.readouterr().out
+
+
+def _with_nifti_slice_dim(path: Path, slice_dim: int) -> Path:
+    """Set ``dim_info``'s slice_dim (1-based IJK axis) of an uncompressed NIfTI-1 file."""
+    raw = bytearray(path.read_bytes())
+    raw[39] = slice_dim << 4
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_the_slice_axis_a_nifti_header_declares_wins_over_spacing(tmp_path, capsys):
+    # Isotropic voxels would be sliced along k; the header says the slices were taken along j.
+    source = _with_nifti_slice_dim(write_image(tmp_path / "iso.nii", blob_volume((16, 10, 12), (7.5, 4.5, 5.5),
+                                                                                 (2.5, 2.0, 2.0)), (1.0, 1.0, 1.0)), 2)
+    from RRLSRNSuperResLib.io.volumes import read_volume
+
+    assert read_volume(source).header_slice_axis == 1
+    assert main(["superres", str(source), str(tmp_path / "iso_x2.nii.gz")]) == 0
+    assert sitk.ReadImage(str(tmp_path / "iso_x2.nii.gz")).GetSize() == (32, 10, 24)
+    assert "slice axis the NIfTI header (dim_info)" in capsys.readouterr().out
+    # --plane still forces the choice, and a file that declares nothing is sliced by its spacing.
+    assert main(["superres", str(source), str(tmp_path / "forced.nii.gz"), "--plane", "k"]) == 0
+    assert sitk.ReadImage(str(tmp_path / "forced.nii.gz")).GetSize() == (32, 20, 12)
+    assert read_volume(_with_nifti_slice_dim(source, 0)).header_slice_axis is None

@@ -18,5 +18,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX "
                              "CPUs, CUDA GPUs), else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto",
-                        help="IJK axis to slice along (auto: the thickest; k for isotropic volumes)")
+                        help="IJK axis to slice along (auto: the file's declared slice axis, else the axis "
+                             "off the one square-pixel pair, else the thickest; k for isotropic volumes)")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: bfloat16 where the hardware runs it natively, else float32")
-    parser.add_argument("--plane", choices=PLANES, default="auto", help="slice axis (default: the thickest)")
+    parser.add_argument("--plane", choices=PLANES, default="auto",
+                        help="slice axis (default: off the square-pixel pair, else the thickest)")
 
 
 def read_inputs(hr_paths: List[Path], mask_paths: Optional[List[Path]]) -> List[Tuple[Volume, Optional[np.ndarray]]]:

@@ -14,6 +14,7 @@ import numpy as np
 
 PLANES = ("auto", "i", "j", "k")
 ISOTROPY_TOLERANCE = 1e-3
+SQUARE_PIXEL_TOLERANCE = 0.01  # two axes whose spacings differ by at most 1% are an MRI pixel's sides
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,17 @@ def slice_axis(spacing: tuple[float, float, float], plane: str = "auto",
                size: tuple[int, int, int] | None = None) -> int:
     """IJK axis (0=i, 1=j, 2=k) the volume is sliced along; the other two are upsampled.
 
-    ``auto`` picks the thickest axis (the acquisition plane is spanned by the two finest);
-    for isotropic voxels it picks k; an axis of ``size`` 1 (a single 2D slice) always wins.
-    ``i``/``j``/``k`` force the choice.
+    ``i``/``j``/``k`` force the choice. ``auto`` follows what a 2D MRI stack is:
+
+    1. an axis of ``size`` 1 (a single 2D slice) is the slice axis;
+    2. MRI pixels are square in-plane, so when exactly two axes have equal spacing (within
+       1%) and the third differs, those two span the acquisition plane, even when the pixels
+       are coarser than the slices (2.34 x 2.34 x 2.0 mm slices along k, not along i);
+    3. otherwise the thickest axis (ties go to k, then j: the usual stacking axis);
+       isotropic voxels are sliced along k.
+
+    A slice axis written in the file's header (NIfTI ``dim_info``, the DICOM slice normal)
+    is better still: callers that have one pass it as ``plane``.
     """
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, not {plane!r}")
@@ -62,12 +71,19 @@ def slice_axis(spacing: tuple[float, float, float], plane: str = "auto",
     if size is not None and 1 in size:
         return max(axis for axis in range(3) if size[axis] == 1)
     spacing_array = np.asarray(spacing, dtype=float)
+    equal = [[_same_spacing(spacing_array[a], spacing_array[b]) for b in range(3)] for a in range(3)]
+    pairs = [(a, b) for a, b in ((0, 1), (0, 2), (1, 2)) if equal[a][b]]
+    if len(pairs) == 1:
+        return ({0, 1, 2} - set(pairs[0])).pop()
     thickest = int(np.argmax(spacing_array))
     if spacing_array[thickest] <= spacing_array.min() * (1 + ISOTROPY_TOLERANCE):
         return 2
-    # Ties between two thick axes go to k, then j: the usual stacking axis of 2D acquisitions.
     candidates = np.flatnonzero(spacing_array >= spacing_array[thickest] * (1 - ISOTROPY_TOLERANCE))
     return int(candidates.max())
+
+
+def _same_spacing(a: float, b: float) -> bool:
+    return abs(a - b) <= SQUARE_PIXEL_TOLERANCE * max(a, b)
 
 
 def upsampled_geometry(geometry: Geometry, axis: int) -> Geometry:

@@ -33,6 +33,9 @@ class Volume:
     geometry: Geometry
     components: int = 1
     dicom_series: Optional[Series] = None  # the series read, when the input was a DICOM folder
+    # IJK axis the file says the slices were acquired along (NIfTI dim_info; k for a DICOM
+    # series, which is stacked along its slice normal), None when the file does not say.
+    header_slice_axis: Optional[int] = None
 
 
 def _check_gzip_complete(path: Path) -> None:
@@ -45,23 +48,48 @@ def _check_gzip_complete(path: Path) -> None:
         raise UserInputError(f"{path} is a damaged or truncated gzip file ({error}); copy it again") from error
 
 
+def _open_nifti(path: Path):
+    return (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb")
+
+
+def _nifti_header(stream) -> tuple[str, int, bytes] | None:
+    """Byte order, header size (348: NIfTI-1, 540: NIfTI-2) and header bytes, or None if not NIfTI."""
+    header = stream.read(540)
+    if len(header) < 348:
+        return None
+    for order in "<>":
+        size = int(np.frombuffer(header[:4], f"{order}i4")[0])
+        if size in (348, 540) and len(header) >= size:
+            return order, size, header
+    return None
+
+
+def nifti_slice_axis(path: Path) -> int | None:
+    """IJK slice axis a NIfTI file declares in ``dim_info`` (slice_dim), or None when unset.
+
+    Scanner converters such as dcm2niix write it; it names the axis the 2D slices were
+    acquired along, which spacing alone cannot always tell.
+    """
+    with _open_nifti(path) as stream:
+        parsed = _nifti_header(stream)
+    if parsed is None:
+        return None
+    _, size, header = parsed
+    slice_dim = (header[39 if size == 348 else 524] >> 4) & 3
+    return slice_dim - 1 if slice_dim else None
+
+
 def nifti_nonfinite_mask(path: Path) -> np.ndarray | None:
     """Where a float NIfTI file stores NaN/Inf ([k, j, i] for 3D), or None if it cannot.
 
     SimpleITK's NIfTI reader turns NaN into 0 without a word, so the raw voxels are checked
     here (NIfTI-1 and -2, either byte order, float32/float64 only).
     """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as stream:
-        header = stream.read(540)
-        if len(header) < 348:
+    with _open_nifti(path) as stream:
+        parsed = _nifti_header(stream)
+        if parsed is None:
             return None
-        for order in "<>":
-            size = int(np.frombuffer(header[:4], f"{order}i4")[0])
-            if size in (348, 540):
-                break
-        else:
-            return None
+        order, size, header = parsed
         if size == 348:
             dims = np.frombuffer(header[40:56], f"{order}i2").astype(int)
             datatype = int(np.frombuffer(header[70:72], f"{order}i2")[0])
@@ -147,8 +175,12 @@ def read_volume(path: Path | str, replace_nonfinite: float | None = None, series
                     f"{path} has {int((~finite).sum())} NaN/Inf voxels; fix the file or pass --replace-nonfinite VALUE"
                 )
             voxels = np.where(finite, voxels, voxels.dtype.type(replace_nonfinite))
+    if dicom_series is not None:
+        header_axis = 2
+    else:
+        header_axis = nifti_slice_axis(path) if ".nii" in path.name.lower() and dimension == 3 else None
     return Volume(voxels=voxels, geometry=geometry_of(image), components=image.GetNumberOfComponentsPerPixel(),
-                  dicom_series=dicom_series)
+                  dicom_series=dicom_series, header_slice_axis=header_axis)
 
 
 GRID_TOLERANCE = 1e-3  # mm for spacing and origin, and for the direction cosines

@@ -84,6 +84,15 @@ def _write(output: Path, output_format: str, voxels: np.ndarray, geometry: Geome
     return f"{output}/ (DICOM series of {count} slices, {voxels.dtype.name} with rescale)"
 
 
+def _plane_for(volume, plane: str, input_path: Path) -> tuple[str, list[str]]:
+    """``plane``, or under ``auto`` the slice axis the file's header declares (with a note saying so)."""
+    if plane != "auto" or volume.header_slice_axis is None:
+        return plane, []
+    axis = "ijk"[volume.header_slice_axis]
+    source = "the DICOM slice normal" if volume.dicom_series is not None else "the NIfTI header (dim_info)"
+    return axis, [f"slicing along {axis}, the slice axis {source} of {Path(input_path).name} declares"]
+
+
 def superresolve_file(input_path: Path, output: Path, *, model: Path | None = None,
                       options: StackOptions = StackOptions(), mask: Path | None = None,
                       mask_output: Path | None = None, output_format: str | None = None, series: str | None = None,
@@ -112,18 +121,19 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
                              "greyscale images only (write NIfTI, NRRD or MHA)")
     mask_voxels = read_mask_on_grid(mask, volume) if mask else None
     warnings = _mask_warnings(mask, mask_voxels, volume, input_path) if mask_voxels is not None else []
+    plane, plane_notes = _plane_for(volume, options.plane, input_path)
     # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
     components = volume.voxels[..., None] if volume.components == 1 else volume.voxels
     results = []
     for component in range(components.shape[-1]):
         label = "superres" if volume.components == 1 else f"component {component + 1}/{volume.components}"
         results.append(superresolve(
-            components[..., component], volume.geometry.spacing, plane=options.plane, model=model,
+            components[..., component], volume.geometry.spacing, plane=plane, model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
             progress=progress_for(label), precision=options.precision))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
-    written, notes = [], [note for r in results for note in r.notes]
+    written, notes = [], plane_notes + [note for r in results for note in r.notes]
     if mask_voxels is not None:
         mask_x2 = mask_to_x2_grid(mask_voxels, results[0].slice_axis)
         if options.extract_brain:
