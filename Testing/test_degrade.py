@@ -84,3 +84,32 @@ def test_crop_to_even_drops_last_row_and_column():
 def test_unknown_degradation_is_refused():
     with pytest.raises(ValueError, match="unknown degradation"):
         degrade.downsample(torch.zeros(1, 1, 4, 4), "nearest")
+
+
+def _without_nyquist(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with its Nyquist row and column of the spectrum removed (even sizes)."""
+    spectrum = torch.fft.fft2(x)
+    spectrum[..., x.shape[-2] // 2, :] = 0
+    spectrum[..., :, x.shape[-1] // 2] = 0
+    return torch.fft.ifft2(spectrum).real
+
+
+@pytest.mark.parametrize("lr_shape", [(16, 24), (10, 14), (9, 13)])
+def test_kspace_degradation_undoes_zero_fill_exactly(lr_shape):
+    """kspace(zero_fill(x)) == x: zero-fill is the exact inverse of the k-space degradation."""
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(2, 1, *lr_shape)))
+    if lr_shape[0] % 2 == 0:
+        x = _without_nyquist(x)
+    up = degrade.zero_fill_upsample(x)
+    assert up.shape[-2:] == (2 * lr_shape[0], 2 * lr_shape[1])
+    np.testing.assert_allclose(degrade.kspace_downsample(up).numpy(), x.numpy(), atol=1e-12)
+
+
+def test_zero_fill_restores_a_band_limited_slice_on_the_shared_grid():
+    """The HR cosines lie inside the kept band, so k-space LR then zero-fill gives them back."""
+    h, w = HR_SHAPE
+    hr = cosine_sum(np.arange(h)[:, None], np.arange(w)[None, :])
+    lr = degrade.downsample_slices(hr[None], "kspace")
+    np.testing.assert_allclose(degrade.zero_fill_upsample_slices(lr)[0], hr, atol=1e-5)
+    np.testing.assert_allclose(degrade.zero_fill_upsample_slices(np.full((1, 5, 6), 2.5, np.float32)), 2.5,
+                               atol=1e-6)

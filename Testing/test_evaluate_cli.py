@@ -58,8 +58,14 @@ def test_evaluate_writes_json_with_scores_and_conventions(hr_and_mask, tmp_path,
     assert volume["psnr_gain_db"]["over_cubic_spline"] == pytest.approx(
         volume["psnr"]["rrlsrn"] - volume["psnr"]["cubic_spline"])
     assert report["summary"]["psnr_gain_db_over_cubic_spline"]["n"] == 2
+    # k-space LR is compared with zero-fill, the scanner's own interpolation and that degradation's inverse.
+    assert volume["reference_baseline"] == "sinc"
+    assert volume["psnr_gain_db"]["over_sinc"] == pytest.approx(volume["psnr"]["rrlsrn"] - volume["psnr"]["sinc"])
+    assert "zero-fill" in report["conventions"]["methods"]["sinc"]
     printed = capsys.readouterr().out
     assert "hr" in printed and "95% CI" in printed and str(out) in printed
+    assert "gain over zero-fill (sinc)" in printed.split("(reference baseline)")[0].splitlines()[-1]
+    assert "vs sinc" in printed
 
 
 def test_mismatched_mask_is_one_error_line(hr_and_mask, tmp_path, capsys):

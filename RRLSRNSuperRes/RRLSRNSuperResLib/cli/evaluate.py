@@ -1,4 +1,4 @@
-"""``rrlsrn evaluate``: simulated-LR scores of RRLSRN against cubic spline and bicubic.
+"""``rrlsrn evaluate``: simulated-LR scores of RRLSRN against cubic spline, bicubic and zero-fill (sinc).
 
 Several HR volumes (each with its brain mask) are evaluated in one run, so a development
 set gives a per-volume table and a summary of the gain (mean, SD, t-distribution 95% CI)
@@ -23,8 +23,9 @@ from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
 
-SUMMARISED = (("psnr_gain_db", "over_cubic_spline"), ("psnr_gain_db", "over_bicubic"),
-              ("ssim_gain", "over_cubic_spline"), ("ssim_gain", "over_bicubic"))
+SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")
+                   for baseline in simulated_lr.BASELINES)
+BASELINE_LABELS = {"cubic_spline": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,19 +67,21 @@ def volume_name(path: Path) -> str:
     return name
 
 
-def table_header() -> str:
-    return (f"{'volume':<32} {'axis':>4} {'slices':>7} | {'PSNR dB: cubic':>14} {'bicubic':>8} {'RRLSRN':>8} "
-            f"{'gain':>6} | {'SSIM: cubic':>11} {'bicubic':>8} {'RRLSRN':>8} {'gain':>7}")
+def table_header(degradation: str) -> str:
+    gain = f"vs {'sinc' if simulated_lr.REFERENCE_BASELINE[degradation] == 'sinc' else 'cubic'}"
+    return (f"{'volume':<32} {'axis':>4} {'slices':>7} | {'PSNR dB: cubic':>14} {'bicubic':>8} {'sinc':>8} "
+            f"{'RRLSRN':>8} {gain:>8} | {'SSIM: cubic':>11} {'bicubic':>8} {'sinc':>8} {'RRLSRN':>8} {gain:>8}")
 
 
 def table_row(name: str, scores: dict) -> str:
-    """One volume's line: PSNR and SSIM of each method and the gain over cubic spline."""
+    """One volume's line: PSNR and SSIM of each method and the gain over the degradation's reference baseline."""
     psnr, ssim = scores["psnr"], scores["ssim"]
+    reference = f"over_{scores['reference_baseline']}"
     slices = f"{scores['included_slices']}/{scores['evaluated_shape_shw'][0]}"
     return (f"{name[:32]:<32} {scores['slice_axis']:>4} {slices:>7} | {psnr['cubic_spline']:>14.2f} "
-            f"{psnr['bicubic']:>8.2f} {psnr['rrlsrn']:>8.2f} {scores['psnr_gain_db']['over_cubic_spline']:>+6.2f} | "
-            f"{ssim['cubic_spline']:>11.4f} {ssim['bicubic']:>8.4f} {ssim['rrlsrn']:>8.4f} "
-            f"{scores['ssim_gain']['over_cubic_spline']:>+7.4f}")
+            f"{psnr['bicubic']:>8.2f} {psnr['sinc']:>8.2f} {psnr['rrlsrn']:>8.2f} "
+            f"{scores['psnr_gain_db'][reference]:>+8.2f} | {ssim['cubic_spline']:>11.4f} {ssim['bicubic']:>8.4f} "
+            f"{ssim['sinc']:>8.4f} {ssim['rrlsrn']:>8.4f} {scores['ssim_gain'][reference]:>+8.4f}")
 
 
 def summary_of(results: List[dict]) -> dict:
@@ -99,11 +102,17 @@ def summary_line(label: str, stats: dict, unit: str, digits: int) -> str:
             f"{stats['ci95_high']:+.{digits}f}, n={stats['n']})")
 
 
-def print_summary(summary: dict) -> None:
-    print(summary_line("RRLSRN PSNR gain over cubic spline", summary["psnr_gain_db_over_cubic_spline"], " dB", 2))
-    print(summary_line("RRLSRN PSNR gain over bicubic     ", summary["psnr_gain_db_over_bicubic"], " dB", 2))
-    print(summary_line("RRLSRN SSIM gain over cubic spline", summary["ssim_gain_over_cubic_spline"], "", 4))
-    print(summary_line("RRLSRN SSIM gain over bicubic     ", summary["ssim_gain_over_bicubic"], "", 4))
+def print_summary(summary: dict, degradation: str) -> None:
+    """Gains over every baseline, the degradation's reference baseline first and marked."""
+    reference = simulated_lr.REFERENCE_BASELINE[degradation]
+    baselines = [reference] + [name for name in simulated_lr.BASELINES if name != reference]
+    width = max(len(label) for label in BASELINE_LABELS.values())
+    for kind, label, unit, digits in (("psnr_gain_db", "PSNR", " dB", 2), ("ssim_gain", "SSIM", "", 4)):
+        for name in baselines:
+            mark = " (reference baseline)" if name == reference else ""
+            text = summary_line(f"RRLSRN {label} gain over {BASELINE_LABELS[name]:<{width}}",
+                                summary[f"{kind}_over_{name}"], unit, digits)
+            print(text + mark)
 
 
 def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np.ndarray]]]) -> List[dict]:
@@ -112,7 +121,7 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
 
     results = []
     print(f"degradation: {args.degradation}; region: {'dilated brain mask' if args.mask else 'Otsu foreground'}")
-    print(table_header())
+    print(table_header(args.degradation))
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         name = volume_name(hr_path)
         scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
@@ -130,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.json, [*args.hr, *(args.mask or [])])
     results = evaluate_all(args, read_inputs(args.hr, args.mask))
     summary = summary_of(results)
-    print_summary(summary)
+    print_summary(summary, args.degradation)
     if args.json is not None:
         report = {"command": "rrlsrn evaluate", "model": model_identity(args.model),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,

@@ -39,6 +39,35 @@ def _kspace_crop_1d(spectrum: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.fft.ifftshift(cropped * phase.view(shape), dim=dim)
 
 
+def _kspace_pad_1d(spectrum: torch.Tensor, dim: int) -> torch.Tensor:
+    """Inverse of :func:`_kspace_crop_1d`: undo the +1/2-pixel phase, zero-pad to twice the length.
+
+    Input and output are in ``ifftshift`` order; the band keeps the crop's frequencies
+    [-m/2, m/2), so cropping the result again gives ``spectrum`` back exactly.
+    """
+    m = spectrum.shape[dim]
+    n = 2 * m
+    freqs = torch.arange(m, device=spectrum.device, dtype=torch.float64) - m // 2
+    phase = torch.exp(-1j * torch.pi * freqs / n).to(spectrum.dtype)
+    shape = [1] * spectrum.ndim
+    shape[dim] = m
+    centred = torch.fft.fftshift(spectrum, dim=dim) * phase.view(shape)
+    pad_shape = list(spectrum.shape)
+    pad_shape[dim] = n
+    padded = torch.zeros(pad_shape, dtype=spectrum.dtype, device=spectrum.device)
+    padded.narrow(dim, n // 2 - m // 2, m).copy_(centred)
+    return torch.fft.ifftshift(padded, dim=dim)
+
+
+def zero_fill_upsample(lr: torch.Tensor) -> torch.Tensor:
+    """Zero-fill (sinc) interpolation x2: what MRI scanners do, and the exact inverse of
+    :func:`kspace_downsample` on the same x2 grid (``kspace_downsample(zero_fill_upsample(x))
+    == x`` for an x with no energy at its Nyquist frequency). The baseline for k-space LR."""
+    spectrum = torch.fft.fft2(lr.to(torch.float64)) * 4.0
+    spectrum = _kspace_pad_1d(_kspace_pad_1d(spectrum, -2), -1)
+    return torch.fft.ifft2(spectrum).real.to(lr.dtype)
+
+
 def kspace_downsample(hr: torch.Tensor) -> torch.Tensor:
     """MRI acquisition model: central half of the 2D spectrum, real part, divided by 4."""
     spectrum = torch.fft.fft2(hr.to(torch.float64))
@@ -60,6 +89,13 @@ def downsample(hr: torch.Tensor, degradation: str) -> torch.Tensor:
 def bicubic_upsample(lr: torch.Tensor) -> torch.Tensor:
     """Bicubic x2 baseline (``align_corners=False``: same x2 grid as the model)."""
     return F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+def zero_fill_upsample_slices(lr_slices: np.ndarray) -> np.ndarray:
+    """Zero-fill (sinc) x2 of a stack ``S x h x w`` of float slices."""
+    with torch.no_grad():
+        lr = torch.from_numpy(np.ascontiguousarray(lr_slices, dtype=np.float32))[:, None]
+        return zero_fill_upsample(lr)[:, 0].numpy()
 
 
 def cubic_spline_upsample_slice(lr_slice: np.ndarray) -> np.ndarray:
