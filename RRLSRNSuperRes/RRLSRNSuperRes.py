@@ -461,7 +461,9 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def describeSlicing(volumeNode, plane: str) -> str:
-        """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm"."""
+        """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm", then the
+        effective in-plane resolution measured from the data (is the stack scanner-interpolated?)."""
+        from RRLSRNSuperResLib.imaging.bandwidth import estimate_bandwidth
         from RRLSRNSuperResLib.imaging.geometry import slice_axis
 
         spacing = volumeNode.GetSpacing()
@@ -473,8 +475,10 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         anatomical = ANATOMICAL_PLANES[int(np.argmax(normal))]
         inPlane = [spacing[a] for a in range(3) if a != axis]
         text = _("{count} {anatomical} slices along {axis}, in-plane {a:.4g} x {b:.4g} mm -> {c:.4g} x {d:.4g} mm")
-        return text.format(count=dims[axis], anatomical=anatomical, axis="IJK"[axis],
+        text = text.format(count=dims[axis], anatomical=anatomical, axis="IJK"[axis],
                            a=inPlane[0], b=inPlane[1], c=inPlane[0] / 2, d=inPlane[1] / 2)
+        band = estimate_bandwidth(slicer.util.arrayFromVolume(volumeNode), spacing, axis)
+        return text + "\n" + band.describe()
 
     def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
                 precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,

@@ -145,7 +145,7 @@ def test_an_unwritable_output_is_refused_in_one_line_before_any_work(tmp_path, c
                                                                      message):
     import RRLSRNSuperResLib.pipeline.stack as stack
 
-    monkeypatch.setattr(stack, "superresolve", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.setattr(stack, "superresolve_acquired", lambda *a, **k: pytest.fail("the work started"))
     source = write_image(tmp_path / "in.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
     assert main(["superres", str(source), str(tmp_path / output), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -83,6 +83,8 @@ def test_logic_super_resolves_the_loaded_sample_onto_the_x2_grid(slicer_module):
     assert output.GetDisplayNode() is not None
     assert "done in" in logic.summary(output, "cpu")
     assert "2 axial slices along K" in logic.describeSlicing(node, "auto")
+    # The whole sample is measured as acquired (air noise fills its band up to Nyquist).
+    assert logic.describeSlicing(sample, "auto").endswith("effective in-plane resolution 1.125 x 1.125 mm, as acquired")
 
 
 def test_logic_restricted_to_a_brain_segmentation_writes_its_x2_labelmap(slicer_module):

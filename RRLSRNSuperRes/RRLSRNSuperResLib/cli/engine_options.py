@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.acquisition import ACQUISITIONS
 from ..engine.devices import DEVICES
 from ..engine.precision import PRECISIONS
 from ..imaging.geometry import PLANES
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--model --device --precision --plane --batch``, with the same defaults everywhere."""
+    """``--model --device --precision --plane --acquisition --batch``, with the same defaults everywhere."""
     parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -20,4 +21,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plane", choices=PLANES, default="auto",
                         help="IJK axis to slice along (auto: the file's declared slice axis, else the axis "
                              "off the one square-pixel pair, else the thickest; k for isotropic volumes)")
+    parser.add_argument("--acquisition", choices=ACQUISITIONS, default="auto",
+                        help="auto (default): a stack the scanner zero-fill interpolated in-plane is "
+                             "super-resolved on its acquisition grid, then zero-filled to the x2 grid; "
+                             "as-is: run on the grid as given")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")

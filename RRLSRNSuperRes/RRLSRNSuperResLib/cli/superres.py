@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline.stack import StackOptions, superresolve_file
     from .progress_bar import terminal_progress
 
-    options = StackOptions(plane=args.plane, device=args.device, batch_size=args.batch,
+    options = StackOptions(plane=args.plane, acquisition=args.acquisition, device=args.device, batch_size=args.batch,
                            output_type=args.output_type, precision=args.precision, extract_brain=args.extract_brain,
                            replace_nonfinite=args.replace_nonfinite)
     result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,

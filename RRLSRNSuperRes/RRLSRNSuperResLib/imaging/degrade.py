@@ -21,58 +21,51 @@ def bicubic_downsample(hr: torch.Tensor) -> torch.Tensor:
     return F.interpolate(hr, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)
 
 
-def _kspace_crop_1d(spectrum: torch.Tensor, dim: int) -> torch.Tensor:
-    """Keep the central half of ``spectrum`` along ``dim`` with a +1/2 HR-pixel phase shift.
+def _fourier_resample_1d(spectrum: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Crop or zero-pad ``spectrum`` (fft order) along ``dim`` to ``size`` frequencies, keeping the FOV.
 
-    The shift moves the band-limited samples from HR pixel 2j onto the LR centre 2j + 1/2.
-    Output is in ``ifftshift`` order of the cropped length, ready for ``ifft``.
+    Pixel ``j`` of ``n`` spans the field of view's ``j``-th ``1/n``, so output pixel ``j`` sits
+    at input position ``(j + 1/2) n / size - 1/2``: the phase ramp moves the band-limited
+    samples there. The kept band is the shorter length's ``[-m/2, m/2)``, so cropping what
+    was padded gives the spectrum back exactly. Scaled by ``size / n`` (the DC is kept).
     """
     n = spectrum.shape[dim]
-    m = n // 2
-    centred = torch.fft.fftshift(spectrum, dim=dim)
-    start = n // 2 - m // 2
-    cropped = centred.narrow(dim, start, m)
-    freqs = torch.arange(m, device=spectrum.device, dtype=torch.float64) - m // 2
-    phase = torch.exp(1j * torch.pi * freqs / n).to(spectrum.dtype)
+    kept = min(n, size)
+    shift = 0.5 * n / size - 0.5  # input pixels
+    freqs = torch.arange(kept, device=spectrum.device, dtype=torch.float64) - kept // 2
+    phase = (torch.exp(2j * torch.pi * freqs * shift / n) * (size / n)).to(spectrum.dtype)
     shape = [1] * spectrum.ndim
-    shape[dim] = m
-    return torch.fft.ifftshift(cropped * phase.view(shape), dim=dim)
+    shape[dim] = kept
+    band = torch.fft.fftshift(spectrum, dim=dim).narrow(dim, n // 2 - kept // 2, kept) * phase.view(shape)
+    out_shape = list(spectrum.shape)
+    out_shape[dim] = size
+    resized = torch.zeros(out_shape, dtype=spectrum.dtype, device=spectrum.device)
+    resized.narrow(dim, size // 2 - kept // 2, kept).copy_(band)
+    return torch.fft.ifftshift(resized, dim=dim)
 
 
-def _kspace_pad_1d(spectrum: torch.Tensor, dim: int) -> torch.Tensor:
-    """Inverse of :func:`_kspace_crop_1d`: undo the +1/2-pixel phase, zero-pad to twice the length.
+def fourier_resample(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resample ``N x 1 x H x W`` to ``N x 1 x size`` in k-space over the same field of view.
 
-    Input and output are in ``ifftshift`` order; the band keeps the crop's frequencies
-    [-m/2, m/2), so cropping the result again gives ``spectrum`` back exactly.
+    Cropping is the MRI acquisition of a coarser matrix; padding is the scanner's zero-fill
+    interpolation. Computed in float64, returned in the input's dtype.
     """
-    m = spectrum.shape[dim]
-    n = 2 * m
-    freqs = torch.arange(m, device=spectrum.device, dtype=torch.float64) - m // 2
-    phase = torch.exp(-1j * torch.pi * freqs / n).to(spectrum.dtype)
-    shape = [1] * spectrum.ndim
-    shape[dim] = m
-    centred = torch.fft.fftshift(spectrum, dim=dim) * phase.view(shape)
-    pad_shape = list(spectrum.shape)
-    pad_shape[dim] = n
-    padded = torch.zeros(pad_shape, dtype=spectrum.dtype, device=spectrum.device)
-    padded.narrow(dim, n // 2 - m // 2, m).copy_(centred)
-    return torch.fft.ifftshift(padded, dim=dim)
+    spectrum = torch.fft.fft2(images.to(torch.float64))
+    spectrum = _fourier_resample_1d(_fourier_resample_1d(spectrum, size[0], -2), size[1], -1)
+    return torch.fft.ifft2(spectrum).real.to(images.dtype)
 
 
 def zero_fill_upsample(lr: torch.Tensor) -> torch.Tensor:
     """Zero-fill (sinc) interpolation x2: what MRI scanners do, and the exact inverse of
     :func:`kspace_downsample` on the same x2 grid (``kspace_downsample(zero_fill_upsample(x))
     == x`` for an x with no energy at its Nyquist frequency). The baseline for k-space LR."""
-    spectrum = torch.fft.fft2(lr.to(torch.float64)) * 4.0
-    spectrum = _kspace_pad_1d(_kspace_pad_1d(spectrum, -2), -1)
-    return torch.fft.ifft2(spectrum).real.to(lr.dtype)
+    return fourier_resample(lr, (2 * lr.shape[-2], 2 * lr.shape[-1]))
 
 
 def kspace_downsample(hr: torch.Tensor) -> torch.Tensor:
-    """MRI acquisition model: central half of the 2D spectrum, real part, divided by 4."""
-    spectrum = torch.fft.fft2(hr.to(torch.float64))
-    spectrum = _kspace_crop_1d(_kspace_crop_1d(spectrum, -2), -1)
-    return (torch.fft.ifft2(spectrum).real / 4.0).to(hr.dtype)
+    """MRI acquisition model: the central half of the 2D spectrum (real part), LR pixel ``j``
+    centred between HR pixels ``2j`` and ``2j + 1``."""
+    return fourier_resample(hr, (hr.shape[-2] // 2, hr.shape[-1] // 2))
 
 
 def downsample(hr: torch.Tensor, degradation: str) -> torch.Tensor:

@@ -222,8 +222,10 @@ def superresolve_volume_node(
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
         So does removing the input or the given output node, or closing the scene, meanwhile.
-    **options : passed to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``,
-        ``mask_kji`` on the input grid in KJI order, ``output_dtype``, ``precision``).
+    **options : passed to ``engine.acquisition.superresolve_acquired`` (``acquisition``,
+        default ``auto``: an interpolated stack is super-resolved on its acquisition grid) and
+        on to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``, ``mask_kji`` on
+        the input grid in KJI order, ``output_dtype``, ``precision``).
 
     Returns
     -------
@@ -231,7 +233,7 @@ def superresolve_volume_node(
     observing the input's parent transform, with the input's window/level and colour, placed
     beside the input in the subject hierarchy; device, time and notes as node attributes.
     """
-    from ..engine.volume import superresolve
+    from ..engine.acquisition import superresolve_acquired
 
     check_scalar_volume(input_volume_node)
     if input_volume_node.GetScene() is None:
@@ -241,8 +243,8 @@ def superresolve_volume_node(
     geometry = geometry_from_node(input_volume_node)
     watched = [node for node in (input_volume_node, output_volume_node) if node is not None]
     guarded = _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
-    result = superresolve(_read_only_voxels(input_volume_node), geometry.spacing,
-                          device=device, progress=guarded, **options)
+    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
+                                   device=device, progress=guarded, **options)
     output_geometry = upsampled_geometry(geometry, result.slice_axis)
     output = output_volume_node if output_volume_node is not None else _new_output_node(input_volume_node)
     _write_output(output, input_volume_node, result, output_geometry)

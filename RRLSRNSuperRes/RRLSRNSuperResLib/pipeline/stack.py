@@ -8,7 +8,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..engine.volume import Progress, superresolve
+from ..engine.acquisition import superresolve_acquired
+from ..engine.volume import Progress
 from ..errors import UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
 from ..imaging.intensity import cast_to, integer_type_holds
@@ -28,6 +29,7 @@ class StackOptions:
     """
 
     plane: str = "auto"
+    acquisition: str = "auto"
     device: str = "auto"
     batch_size: Optional[int] = None
     output_type: str = "auto"
@@ -127,8 +129,9 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
     results = []
     for component in range(components.shape[-1]):
         label = "superres" if volume.components == 1 else f"component {component + 1}/{volume.components}"
-        results.append(superresolve(
-            components[..., component], volume.geometry.spacing, plane=plane, model=model,
+        results.append(superresolve_acquired(
+            components[..., component], volume.geometry.spacing, acquisition=options.acquisition, plane=plane,
+            model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
             progress=progress_for(label), precision=options.precision))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
