@@ -142,3 +142,26 @@ def test_a_band_cut_on_one_axis_only_is_named_and_processed_as_given(mrml_tiny_m
     result = acquisition.superresolve_acquired(stack, SPACING, **engine)
     assert "one axis only" in result.notes[0] and result.notes[0].endswith("processed as given")
     np.testing.assert_array_equal(result.voxels, superresolve(stack, SPACING, **engine).voxels)
+
+
+def test_evaluate_interpolated_scores_the_gain_over_the_scanner_interpolated_input(sample, tmp_path, capsys,
+                                                                                   mrml_tiny_model_path):
+    import json
+
+    voxels, mask = sample
+    paths = []
+    for name, array in (("hr.nii.gz", voxels[8:12, 60:260, 60:260]), ("mask.nii.gz", mask[8:12, 60:260, 60:260])):
+        image = sitk.GetImageFromArray(array.astype(np.float32 if name == "hr.nii.gz" else np.uint8))
+        image.SetSpacing(SPACING)
+        sitk.WriteImage(image, str(tmp_path / name))
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "scores.json"
+    assert main(["evaluate-interpolated", paths[0], "--mask", paths[1], "--model", str(mrml_tiny_model_path),
+                 "--device", "cpu", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    volume = report["volumes"][0]
+    assert volume["evaluated_shape_shw"] == [4, 200, 200]
+    assert volume["psnr_gain_db"] == pytest.approx(volume["psnr"]["rrlsrn"] - volume["psnr"]["interpolated_input"])
+    assert "acquisition grid" in volume["notes"][0]  # the interpolated input was recognised
+    assert report["summary"]["psnr_gain_db"]["n"] == 1
+    assert "gain over the interpolated input" in capsys.readouterr().out

@@ -15,7 +15,9 @@ INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by C
 # sub-command -> (module, one-line help); each module has add_arguments(parser) and run(args).
 COMMANDS = {
     "superres": ("superres", "super-resolve a volume x2 in-plane"),
-    "evaluate": ("evaluate", "simulate LR from an HR volume and compare with cubic spline and bicubic"),
+    "evaluate": ("evaluate", "simulate LR from an HR volume and compare with cubic spline, bicubic and sinc"),
+    "evaluate-interpolated": ("evaluate_interpolated", "super-resolve scanner-interpolated versions of HR stacks "
+                              "and score the gain over the interpolated input"),
     "mask": ("mask", "automatic fetal brain mask"),
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),
