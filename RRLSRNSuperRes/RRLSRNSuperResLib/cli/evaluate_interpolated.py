@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..engine.acquisition import ACQUISITIONS
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..evaluation import metrics
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
+from .engine_options import add_engine_options
 from .evaluate import read_inputs, summary_line, volume_name
 
 
@@ -22,12 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hr", nargs="+", type=Path, metavar="HR", help="high-resolution stack(s) as acquired")
     parser.add_argument("--mask", action="append", type=Path, metavar="MASK",
                         help="brain mask on an HR grid, once per HR volume in the same order (default: Otsu)")
-    parser.add_argument("--acquisition", choices=ACQUISITIONS, default="auto",
-                        help="as rrlsrn superres: auto (default) works on the detected acquisition grid")
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
-    parser.add_argument("--model", type=Path, help="TorchScript x2 model (default: the bundled one)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    add_engine_options(parser)  # as rrlsrn superres, --acquisition included
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         scores = evaluate_interpolated(volume.voxels, volume.geometry.spacing, mask, acquisition=args.acquisition,
-                                       model=args.model, device=args.device, precision=args.precision)
+                                       plane=args.plane, model=args.model, device=args.device,
+                                       precision=args.precision, batch_size=args.batch)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         psnr, ssim = scores["psnr"], scores["ssim"]
         print(f"{volume_name(hr_path)[:32]:<32} | {psnr['interpolated_input']:>14.2f} {psnr['rrlsrn']:>8.2f} "

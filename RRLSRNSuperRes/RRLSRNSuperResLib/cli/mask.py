@@ -100,11 +100,11 @@ def _variant_scores(voxels: np.ndarray, reference: np.ndarray, spacing_ijk) -> d
 
 
 def _add_to_summary(path: Path, stack: str, scores: dict) -> dict:
-    from ..io.atomic_files import replace_atomically
+    from ..io.atomic_files import write_json
 
     summary = json.loads(path.read_text()) if path.exists() else {"stacks": {}}
     summary["stacks"][stack] = scores
-    replace_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(summary, indent=2)))
+    write_json(path, summary)
     return summary
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from ..errors import UserInputError
 from ..imaging.bandwidth import INTERPOLATED_FACTOR, InPlaneBandwidth, estimate_bandwidth
-from ..imaging.degrade import fourier_resample
+from ..imaging.degrade import fourier_resample_slices
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import cast_to
 from .volume import SuperResolutionResult, superresolve
@@ -61,29 +60,20 @@ def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPla
     height, width = slices.shape[1:]
     # numpy rows run along the in-plane IJK axis band.axes[1], columns along band.axes[0].
     acquired_size = (band.acquisition_sizes[1], band.acquisition_sizes[0])
-    acquired = np.moveaxis(_resample_slices(slices, acquired_size), 0, through)
+    acquired = np.moveaxis(fourier_resample_slices(slices, acquired_size), 0, through)
     acquired_spacing = list(spacing_ijk)
-    for in_plane, size in zip(band.axes, band.acquisition_sizes):
-        acquired_spacing[in_plane] = spacing_ijk[in_plane] * band.sizes[band.axes.index(in_plane)] / size
+    for in_plane, size, acquired_pixels in zip(band.axes, band.sizes, band.acquisition_sizes):
+        acquired_spacing[in_plane] = spacing_ijk[in_plane] * size / acquired_pixels
     mask = options.pop("mask_kji")
     if mask is not None:
         mask = np.moveaxis(_nearest_slices(np.moveaxis(np.asarray(mask) > 0, through, 0), acquired_size), 0, through)
     result = superresolve(acquired, tuple(acquired_spacing), mask_kji=mask, output_dtype=None, **options)
-    output = np.moveaxis(_resample_slices(np.moveaxis(result.voxels, through, 0), (2 * height, 2 * width)), 0, through)
+    x2_slices = fourier_resample_slices(np.moveaxis(result.voxels, through, 0), (2 * height, 2 * width))
+    output = np.moveaxis(x2_slices, 0, through)
     note = (f"{band.describe()}: super-resolved on its {acquired_size[1]} x {acquired_size[0]} acquisition grid, "
             f"then zero-filled to the x2 grid ({2 * width} x {2 * height})")
     return SuperResolutionResult(cast_to(output, output_dtype), axis, result.device, time.monotonic() - started,
                                  result.scale, [note] + result.notes, result.precision)
-
-
-def _resample_slices(slices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fourier resampling of every slice of ``S x H x W`` to ``S x size`` (float32), one at a time."""
-    out = np.empty((slices.shape[0], *size), dtype=np.float32)
-    with torch.no_grad():
-        for index, plane in enumerate(slices):
-            image = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float64))[None, None]
-            out[index] = fourier_resample(image, size)[0, 0].numpy()
-    return out
 
 
 def _nearest_slices(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

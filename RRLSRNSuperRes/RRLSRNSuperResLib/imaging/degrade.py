@@ -84,11 +84,20 @@ def bicubic_upsample(lr: torch.Tensor) -> torch.Tensor:
     return F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False)
 
 
+def fourier_resample_slices(slices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`fourier_resample` of every slice of ``S x H x W`` to ``S x size`` (float32),
+    one slice at a time, so a large stack needs only one slice's float64 spectrum."""
+    out = np.empty((slices.shape[0], *size), dtype=np.float32)
+    with torch.no_grad():
+        for index, plane in enumerate(slices):
+            image = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float64))[None, None]
+            out[index] = fourier_resample(image, size)[0, 0].numpy()
+    return out
+
+
 def zero_fill_upsample_slices(lr_slices: np.ndarray) -> np.ndarray:
     """Zero-fill (sinc) x2 of a stack ``S x h x w`` of float slices."""
-    with torch.no_grad():
-        lr = torch.from_numpy(np.ascontiguousarray(lr_slices, dtype=np.float32))[:, None]
-        return zero_fill_upsample(lr)[:, 0].numpy()
+    return fourier_resample_slices(lr_slices, (2 * lr_slices.shape[-2], 2 * lr_slices.shape[-1]))
 
 
 def cubic_spline_upsample_slice(lr_slice: np.ndarray) -> np.ndarray:
