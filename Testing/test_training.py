@@ -122,3 +122,32 @@ def test_train_command_builds_a_pack_from_a_list_of_volumes_and_exports(tmp_path
     assert main(["train", "--volumes", str(paths[0]), "--pack", str(tmp_path / "p2.npz"),
                  "--out", str(run)]) == 2
     assert "--val-volumes" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_given_model_and_trains_srcnn_too(tmp_path):
+    volumes = smooth_volumes(1, "train") + smooth_volumes(1, "val")
+    network = NetworkConfig(depth=1, channels=4)
+    start = RRLSRN(network)
+    export_torchscript(start.state_dict(), network, tmp_path / "start.pt")
+    config = TrainingConfig(network=network, steps=1, batch=4, patch=16, learning_rate=0.0,
+                            final_learning_rate=0.0, initial_model=str(tmp_path / "start.pt"),
+                            acquisition_fraction=0.5, kspace_fraction=0.25)
+    train(volumes, config, tmp_path / "tuned", torch.device("cpu"), validate_every=1, log=lambda line: None)
+    tuned = load_checkpoint(tmp_path / "tuned" / "last.pt")["model"]
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(tuned[name], value)  # learning rate 0: still the initial model
+
+    srcnn = TrainingConfig(network=NetworkConfig(architecture="srcnn", channels=8), steps=2, batch=4, patch=16)
+    train(volumes, srcnn, tmp_path / "srcnn", torch.device("cpu"), validate_every=1, log=lambda line: None)
+    export_torchscript(load_checkpoint(tmp_path / "srcnn" / "last.pt")["model"], srcnn.network,
+                       tmp_path / "srcnn.pt")
+    assert load_model(tmp_path / "srcnn.pt")(torch.rand(1, 1, 6, 5)).shape == (1, 1, 12, 10)
+
+
+def test_batch_shares_of_the_three_degradations():
+    from RRLSRNSuperResLib.training.loop import batch_degradations
+
+    assert batch_degradations(TrainingConfig(kspace_fraction=0.25, acquisition_fraction=0.5)) == [
+        "bicubic", "kspace", "acquisition", "acquisition"]
+    with pytest.raises(ValueError):
+        batch_degradations(TrainingConfig(kspace_fraction=0.75, acquisition_fraction=0.5))

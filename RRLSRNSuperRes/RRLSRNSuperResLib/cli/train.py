@@ -7,7 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from ..model.network import NetworkConfig
+from ..engine.precision import PRECISIONS
+from ..model.network import ARCHITECTURES, NetworkConfig
 from ..training.loop import TrainingConfig
 
 
@@ -30,11 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--patch", type=int, help="HR patch side in pixels")
     parser.add_argument("--lr", type=float, dest="learning_rate")
+    parser.add_argument("--warmup", type=int, dest="warmup_steps",
+                        help="steps of linear learning-rate warm-up (use with --init)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default=NetworkConfig.architecture,
+                        help="rrlsrn (default), or srcnn: the report's small learned baseline")
     parser.add_argument("--depth", type=int, default=NetworkConfig.depth)
     parser.add_argument("--channels", type=int, default=NetworkConfig.channels)
+    parser.add_argument("--init", type=Path, dest="initial_model", metavar="MODEL",
+                        help="fine-tune from this TorchScript model (e.g. Resources/Models/rrlsrn_x2.pt)")
     parser.add_argument("--no-image-branch", action="store_true", help="ablation: fixed bilinear image branch")
     parser.add_argument("--gdl-weight", type=float, help="0 disables the gradient difference loss (ablation)")
-    parser.add_argument("--kspace-fraction", type=float, help="share of patches degraded in k-space (rest bicubic)")
+    parser.add_argument("--kspace-fraction", type=float, help="share of patches degraded by ideal k-space truncation")
+    parser.add_argument("--acquisition-fraction", type=float,
+                        help="share of patches degraded by the MRI acquisition model (T2 blur along a random "
+                             "phase-encoding axis, partial Fourier, noise); the rest is bicubic")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="auto (default: bf16 autocast where the CPU or GPU runs it natively), fp32, bf16, fp16")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--time-limit", type=float, help="stop (resumably) after this many minutes")
@@ -42,10 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
-    network = NetworkConfig(depth=args.depth, channels=args.channels, image_branch=not args.no_image_branch)
+    network = NetworkConfig(architecture=args.arch, depth=args.depth, channels=args.channels,
+                            image_branch=not args.no_image_branch)
     overrides = {name: getattr(args, name) for name in
-                 ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction", "seed")
-                 if getattr(args, name) is not None}
+                 ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction",
+                  "acquisition_fraction", "seed", "precision", "warmup_steps") if getattr(args, name) is not None}
+    if args.initial_model:
+        overrides["initial_model"] = str(args.initial_model)
     return TrainingConfig.paper(network=network, **overrides) if args.paper else TrainingConfig(network=network,
                                                                                                 **overrides)
 
@@ -80,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"best_step": state["step"], "history": state["history"], "config": state["config"].to_dict(),
                "device": str(device), "session_seconds": round(time.monotonic() - started, 1)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    export_torchscript(state["model"], state["config"].network, args.out / "rrlsrn_x2.pt")
-    print(f"best checkpoint: step {state['step']}; exported {args.out / 'rrlsrn_x2.pt'}")
+    exported = args.out / f"{state['config'].network.architecture}_x2.pt"
+    export_torchscript(state["model"], state["config"].network, exported)
+    print(f"best checkpoint: step {state['step']}; exported {exported}")
     return 0

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.mixed_precision import forward_mixed
+
 _PROBE_SIDE = 64
 EDGE_PAD = 8  # reflected LR pixels around each slice: context for the border pixels
 _MAX_TILE_SPLITS = 3  # tiles of 1/2, 1/4, 1/8 of the slice side before giving up on the GPU
-_RRLSRN_BRANCHES = ("features", "to_residual", "upsample_image")  # model.network.RRLSRN's submodules
 
 
 @dataclass(frozen=True)
@@ -134,21 +135,9 @@ class SliceRunner:
             height, width = 2 * (window.bottom - window.top), 2 * (window.right - window.left)
             return output[:, 0, top: top + height, left: left + width].float().cpu().numpy()
 
-
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """The model, with the feature branch in ``compute_dtype`` and the image branch and sum in float32.
-
-        The image branch carries the image itself, so rounding it to 8 bits of mantissa would
-        cost PSNR; the residual is small, so its rounding does not. A model without RRLSRN's
-        branches runs wholly under autocast.
-        """
-        if self.compute_dtype is None:
-            return self.model(batch)
-        with torch.autocast(self.device.type, dtype=self.compute_dtype):
-            if not all(hasattr(self.model, name) for name in _RRLSRN_BRANCHES):
-                return self.model(batch).float()
-            residual = self.model.to_residual(self.model.features(batch))
-        return self.model.upsample_image(batch) + residual.float()
+        """The model in ``compute_dtype`` (``model.mixed_precision``: the image branch stays float32)."""
+        return forward_mixed(self.model, batch, self.compute_dtype)
 
 
 def _with_halo(start: int, stop: int, halo: int, size: int) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import UserInputError
 from ..resources import bundled_model_card_path, bundled_model_path
-from .network import RRLSRN, NetworkConfig
+from .network import NetworkConfig, build_network
 
 
 def sha256_of(path: Path) -> str:
@@ -30,7 +30,7 @@ def sha256_of(path: Path) -> str:
 
 def export_torchscript(state_dict: dict, network: NetworkConfig, path: Path) -> None:
     """Script a network with the given weights and save it (float32, CPU)."""
-    model = RRLSRN(network)
+    model = build_network(network)
     model.load_state_dict(state_dict)
     scripted = torch.jit.script(model.eval())
     temporary = path.with_suffix(".tmp")

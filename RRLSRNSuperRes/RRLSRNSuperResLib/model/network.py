@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .srcnn import SRCNN
+
 LEAKY_SLOPE = 0.2
 
 
@@ -25,6 +27,8 @@ LEAKY_SLOPE = 0.2
 class NetworkConfig:
     """Hyper-parameters that define the architecture (stored in the model card)."""
 
+    architecture: str = "rrlsrn"
+    """``rrlsrn``, or ``srcnn`` (the report's baseline; uses only ``channels``)."""
     depth: int = 10
     """Number of 3x3 conv layers between the input conv and the feature upsampler."""
     channels: int = 64
@@ -76,3 +80,15 @@ class RRLSRN(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.upsample_image(image) + self.to_residual(self.features(image))
+
+
+ARCHITECTURES = ("rrlsrn", "srcnn")
+
+
+def build_network(config: NetworkConfig) -> nn.Module:
+    """The untrained network a config describes."""
+    if config.architecture == "srcnn":
+        return SRCNN(config.channels)
+    if config.architecture == "rrlsrn":
+        return RRLSRN(config)
+    raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {config.architecture!r}")

@@ -17,8 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..engine.precision import resolve_precision
 from ..imaging.degrade import bicubic_upsample, downsample
-from ..model.network import RRLSRN, NetworkConfig
+from ..imaging.mri_acquisition import simulate_acquisition
+from ..model.mixed_precision import forward_mixed
+from ..model.network import NetworkConfig, build_network
 from .data import TrainingVolume
 from .losses import rrlsrn_loss
 
@@ -42,10 +45,14 @@ class TrainingConfig:
     sgd_momentum: float = 0.9
     weight_decay: float = 0.0
     halve_every_steps: int = 0  # step decay (paper: every 50 epochs); 0 = cosine
+    warmup_steps: int = 0  # linear ramp from 0: fine-tuning with a fresh Adam state needs it
     gdl_weight: float = 1.0
-    kspace_fraction: float = 0.5  # share of each batch degraded in k-space, the rest bicubic
+    kspace_fraction: float = 0.5  # share of each batch degraded by ideal k-space truncation
+    acquisition_fraction: float = 0.0  # share by imaging.mri_acquisition (T2 blur, partial Fourier, noise)
     intensity_jitter: float = 0.25
     seed: int = 0
+    precision: str = "auto"  # engine.precision: bf16 autocast where the CPU or GPU runs it natively
+    initial_model: str = ""  # TorchScript model to fine-tune from ("" = random initialisation)
 
     @classmethod
     def paper(cls, **overrides) -> TrainingConfig:
@@ -111,29 +118,37 @@ def _pad_to(volume: TrainingVolume, side: int) -> TrainingVolume:
     return TrainingVolume(volume.name, volume.subject, volume.role, np.pad(volume.voxels, widths), volume.slice_axes)
 
 
-def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str],
+               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Degrade each chunk of the batch with its degradation, then cut off the margin."""
     m = DEGRADATION_MARGIN
+
+    def degrade(chunk: torch.Tensor, name: str) -> torch.Tensor:
+        return simulate_acquisition(chunk, rng) if name == "acquisition" else downsample(chunk, name)
+
     chunks = torch.tensor_split(hr_with_margin, len(degradations))
-    lr = torch.cat([downsample(chunk, name) for chunk, name in zip(chunks, degradations) if len(chunk)])
+    lr = torch.cat([degrade(chunk, name) for chunk, name in zip(chunks, degradations) if len(chunk)])
     return lr[..., m // 2: -(m // 2), m // 2: -(m // 2)], hr_with_margin[..., m:-m, m:-m]
 
 
 def batch_degradations(config: TrainingConfig) -> list[str]:
-    """One entry per equal chunk of the batch: the k-space share is ``kspace_fraction``, to 1/4."""
-    kspace_quarters = round(4 * config.kspace_fraction)
-    return ["bicubic"] * (4 - kspace_quarters) + ["kspace"] * kspace_quarters
+    """One entry per equal chunk of the batch: k-space and acquisition shares to 1/4, the rest bicubic."""
+    kspace, acquisition = round(4 * config.kspace_fraction), round(4 * config.acquisition_fraction)
+    if kspace + acquisition > 4:
+        raise ValueError("kspace_fraction + acquisition_fraction must not exceed 1")
+    return ["bicubic"] * (4 - kspace - acquisition) + ["kspace"] * kspace + ["acquisition"] * acquisition
 
 
 def learning_rate_at(config: TrainingConfig, step: int) -> float:
+    warmup = min((step + 1) / config.warmup_steps, 1.0) if config.warmup_steps else 1.0
     if config.halve_every_steps:
-        return config.learning_rate * 0.5 ** (step // config.halve_every_steps)
+        return warmup * config.learning_rate * 0.5 ** (step // config.halve_every_steps)
     progress = min(step / max(config.steps, 1), 1.0)
-    return config.final_learning_rate + 0.5 * (config.learning_rate - config.final_learning_rate) * (
-        1 + math.cos(math.pi * progress))
+    return warmup * (config.final_learning_rate + 0.5 * (config.learning_rate - config.final_learning_rate) * (
+        1 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(model: RRLSRN, config: TrainingConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
     parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.sgd_momentum,
@@ -159,7 +174,7 @@ def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def validation_gain(model: RRLSRN, slices: list[np.ndarray], device: torch.device) -> dict[str, float]:
+def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: torch.device) -> dict[str, float]:
     """Mean PSNR gain (dB) of the model over bicubic upsampling on tissue pixels, per degradation."""
     model.eval()
     gains: dict[str, float] = {}
@@ -177,7 +192,7 @@ def validation_gain(model: RRLSRN, slices: list[np.ndarray], device: torch.devic
     return gains
 
 
-def save_checkpoint(path: Path, model: RRLSRN, optimizer: torch.optim.Optimizer, step: int,
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
                     config: TrainingConfig, history: list[dict]) -> None:
     temporary = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
@@ -193,6 +208,13 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def initial_weights(path: Path) -> dict:
+    """The weights of a TorchScript model (e.g. the bundled one) to fine-tune from."""
+    from ..model.artifact import load_model
+
+    return {name: value.clone() for name, value in load_model(path).state_dict().items()}
+
+
 def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, device: torch.device,
           resume: bool = False, time_limit_s: float | None = None, validate_every: int = 1000,
           log: Callable[[str], None] = print) -> Path:
@@ -201,8 +223,12 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
     last, best = out_dir / "last.pt", out_dir / "best.pt"
     torch.manual_seed(config.seed)
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    model = RRLSRN(config.network).to(device).to(memory_format=torch.channels_last)
+    model = build_network(config.network)
+    if config.initial_model:
+        model.load_state_dict(initial_weights(Path(config.initial_model)))
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
+    compute_dtype = resolve_precision(config.precision, device)
     step, history = 0, []
     if resume and last.exists():
         state = load_checkpoint(last)
@@ -224,10 +250,11 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         hr_big = torch.from_numpy(sampler.batch(config.batch)).to(device, non_blocking=True)
         jitter = 1 + config.intensity_jitter * (2 * rng.random((config.batch, 1, 1, 1)) - 1)
         hr_big = hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device)
-        lr, hr = make_pairs(hr_big, degradations)
+        lr, hr = make_pairs(hr_big, degradations, rng)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(config, step)
-        loss = rrlsrn_loss(model(lr.contiguous(memory_format=torch.channels_last)), hr, config.gdl_weight)
+        prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
+        loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
