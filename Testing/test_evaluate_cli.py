@@ -101,6 +101,7 @@ def test_progress_bar_only_on_a_terminal():
 
 
 def test_demo_figure_has_two_rows_of_four_cells(tmp_path):
+    from RRLSRNSuperResLib.cli import comparison_figure
     from RRLSRNSuperResLib.cli import demo as demo_command
 
     image, mask = phantom((3, 48, 48))
@@ -109,6 +110,6 @@ def test_demo_figure_has_two_rows_of_four_cells(tmp_path):
     assert [label for label, _ in first] == ["LR (nearest)", "cubic spline", "RRLSRN", "HR"]
     assert len(second) == 4 and second[1][1].dtype == np.uint8
     height, width = first[0][1].shape
-    zoom = demo_command.PANEL_HEIGHT // height
-    figure = demo_command.compose([first, second])
-    assert figure.size == (4 * width * zoom, 2 * (height * zoom + demo_command.LABEL_HEIGHT))
+    zoom = comparison_figure.PANEL_HEIGHT // height
+    figure = comparison_figure.compose([first, second])
+    assert figure.size == (4 * width * zoom, 2 * (height * zoom + 2 * comparison_figure.LABEL_HEIGHT))

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from RRLSRNSuperResLib.model.artifact import export_torchscript, load_model
+from RRLSRNSuperResLib.model.losses import charbonnier_loss, gradient_difference_loss, rrlsrn_loss
 from RRLSRNSuperResLib.model.network import RRLSRN, NetworkConfig
 from RRLSRNSuperResLib.training.data import TrainingVolume, inplane_slice_axes, read_pack, write_pack
 from RRLSRNSuperResLib.training.loop import TrainingConfig, load_checkpoint, train
-from RRLSRNSuperResLib.training.losses import charbonnier_loss, gradient_difference_loss, rrlsrn_loss
 
 
 def test_image_branch_starts_as_bilinear_interpolation_on_the_x2_grid():

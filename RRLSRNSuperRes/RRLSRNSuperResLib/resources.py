@@ -24,6 +24,11 @@ def bundled_model_card_path() -> Path:
     return resource_path("Models", "rrlsrn_x2.json")
 
 
+def bundled_srcnn_path() -> Path:
+    """SRCNN, the learned baseline of ``rrlsrn report`` (not offered in the Slicer module)."""
+    return resource_path("Models", "srcnn_x2.pt")
+
+
 def sample_volume_path() -> Path:
     return resource_path("SampleData", "sub-01_run-1_T2w.nii.gz")
 

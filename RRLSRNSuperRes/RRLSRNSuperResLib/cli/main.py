@@ -18,6 +18,8 @@ COMMANDS = {
     "evaluate": ("evaluate", "simulate LR from an HR volume and compare with cubic spline, bicubic and sinc"),
     "evaluate-interpolated": ("evaluate_interpolated", "super-resolve scanner-interpolated versions of HR stacks "
                               "and score the gain over the interpolated input"),
+    "report": ("report", "the paper's comparison measured here: cubic, bicubic, sinc, SRCNN, RRLSRN, ablations, "
+               "runtime (JSON, Markdown, PNG)"),
     "mask": ("mask", "automatic fetal brain mask"),
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),

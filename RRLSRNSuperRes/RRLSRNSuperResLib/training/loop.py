@@ -20,10 +20,10 @@ import torch
 from ..engine.precision import resolve_precision
 from ..imaging.degrade import bicubic_upsample, downsample
 from ..imaging.mri_acquisition import simulate_acquisition
+from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
 from .data import TrainingVolume
-from .losses import rrlsrn_loss
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
 FOREGROUND_LEVEL = 0.05  # normalised intensity counted as tissue

@@ -1,0 +1,174 @@
+"""``rrlsrn report``: the paper's comparison measured here, as JSON, Markdown and PNG figures.
+
+Cubic spline, bicubic, zero-fill (sinc), SRCNN and RRLSRN under the bicubic and the k-space
+degradation, the ablation models given with ``--ablation``, and the runtimes, over several
+HR volumes (``evaluation.report``). ``DIR/report.md`` is what the README's results section
+shows; rerunning the same command reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, List
+
+from ..engine.devices import DEVICES
+from ..engine.precision import PRECISIONS
+from ..errors import UserInputError
+from ..imaging.degrade import DEGRADATIONS
+from ..imaging.geometry import PLANES
+
+LABELS = {"cubic": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)", "srcnn": "SRCNN",
+          "rrlsrn": "RRLSRN"}
+ABLATION_LABELS = {"ablation_reference": "full model of the ablations' recipe",
+                   "no_gdl": "without GDL (--gdl-weight 0)",
+                   "fixed_image_branch": "fixed bilinear image branch (--no-image-branch)"}
+DEGRADATION_LABELS = {"bicubic": "bicubic LR (the paper's degradation)",
+                      "kspace": "k-space LR (the MRI acquisition model)"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hr", nargs="+", type=Path, metavar="HR", help="high-resolution volume(s) to degrade")
+    parser.add_argument("--mask", action="append", type=Path, metavar="MASK",
+                        help="brain mask of each HR volume, in the same order (> 0.5 is brain)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and figures")
+    parser.add_argument("--model", type=Path, help="RRLSRN TorchScript model (default: the bundled one)")
+    parser.add_argument("--srcnn", type=Path, help="SRCNN TorchScript model (default: the bundled report baseline)")
+    parser.add_argument("--ablation", action="append", default=[], metavar="NAME=MODEL",
+                        help="an ablation model, e.g. no_gdl=run-nogdl/rrlsrn_x2.pt or fixed_image_branch=...; "
+                             "compared with --ablation-reference")
+    parser.add_argument("--ablation-reference", type=Path, metavar="MODEL",
+                        help="the full model trained by the same recipe as the ablations (default: --model)")
+    parser.add_argument("--degradation", choices=DEGRADATIONS, action="append",
+                        help="only this degradation (repeatable; default: both)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--plane", choices=PLANES, default="auto")
+
+
+def parse_ablations(values: List[str]) -> Dict[str, Path]:
+    ablations = {}
+    for value in values:
+        name, separator, path = value.partition("=")
+        if not separator or not name or not path:
+            raise UserInputError(f"--ablation {value!r}: write NAME=MODEL, e.g. no_gdl=run/rrlsrn_x2.pt")
+        if name in LABELS or name in ablations:
+            raise UserInputError(f"--ablation name {name!r} is taken; give each ablation its own name")
+        if not Path(path).is_file():
+            raise UserInputError(f"--ablation {name}: model {path} does not exist")
+        ablations[name] = Path(path)
+    return ablations
+
+
+def _stat(stats: dict, digits: int, signed: bool = False) -> str:
+    if stats["mean"] is None:
+        return "-"
+    sign = "+" if signed else ""
+    text = f"{stats['mean']:{sign}.{digits}f}"
+    if stats["sd"] is None:
+        return text
+    low, high = stats["ci95"]
+    return f"{text} ± {stats['sd']:.{digits}f} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f})"
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown tables (mean ± SD (95% CI) over the volumes)."""
+    lines = [f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean ± SD (95% CI of the "
+             "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", ""]
+    for degradation, table in report["degradations"].items():
+        reference = LABELS[table["reference_baseline"]]
+        lines += [f"### {DEGRADATION_LABELS[degradation]}", "",
+                  f"| method | PSNR | SSIM | PSNR gain over {reference} | SSIM gain over {reference} |",
+                  "|---|---|---|---|---|"]
+        for method, scores in table["methods"].items():
+            gain = table["gain_over_reference"].get(method)
+            lines.append(f"| {LABELS[method]} | {_stat(scores['psnr'], 2)} | {_stat(scores['ssim'], 4)} | "
+                         f"{_stat(gain['psnr_db'], 2, True) if gain else 'reference'} | "
+                         f"{_stat(gain['ssim'], 4, True) if gain else 'reference'} |")
+        lines += ["", "| volume | " + " | ".join(LABELS[m] for m in table["methods"]) + " |",
+                  "|---|" + "---|" * len(table["methods"])]
+        lines += [f"| {volume['name']} | " + " | ".join(f"{volume['psnr'][m]:.2f}" for m in table["methods"]) + " |"
+                  for volume in table["volumes"]]
+        lines.append("")
+    if report["ablations"]:
+        lines += ["### Ablations (PSNR gain of the full model over the ablation, paired per volume)", "",
+                  "| ablation | degradation | full model PSNR | ablation PSNR | full model gain | paper "
+                  "| does the component help? |", "|---|---|---|---|---|---|---|"]
+        for name, entry in report["ablations"].items():
+            paper = entry["paper_gain_of_full_model_db"]
+            for degradation in report["degradations"]:
+                row = entry[degradation]
+                lines.append(f"| {ABLATION_LABELS.get(name, name)} | {degradation} | "
+                             f"{_stat(row['full_model_psnr'], 2)} | {_stat(row['psnr'], 2)} | "
+                             f"{_stat(row['full_model_gain_db'], 2, True)} | "
+                             f"{'+' + str(paper) + ' dB' if paper is not None else '-'} | {row['component_helps']} |")
+        lines.append("")
+    runtime = report["runtime"]
+    lines += [f"### Runtime ({runtime['device']}, {runtime['precision']}; {runtime['stacks']} LR stacks, "
+              f"{runtime['slices']} slices, wall clock)", "", "| method | s per stack (median) | ms per slice |",
+              "|---|---|---|"]
+    lines += [f"| {LABELS.get(label, ABLATION_LABELS.get(label, label))} | {row['seconds_per_stack_median']:.2f} | "
+              f"{1000 * row['seconds_per_slice']:.1f} |" for label, row in runtime["methods"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import report as evaluation_report
+    from ..evaluation.simulated_lr import conventions
+    from ..io.atomic_files import replace_atomically, write_json
+    from ..io.formats import check_output_path
+    from ..model.artifact import model_identity
+    from ..resources import bundled_srcnn_path
+    from .comparison_figure import comparison_panels, compose, save_png
+    from .evaluate import read_inputs, volume_name
+    from .progress_bar import terminal_progress
+
+    models = evaluation_report.ReportModels(srcnn=args.srcnn or bundled_srcnn_path(), rrlsrn=args.model,
+                                            ablations=parse_ablations(args.ablation),
+                                            ablation_reference=args.ablation_reference)
+    if args.ablation_reference and not args.ablation_reference.is_file():
+        raise UserInputError(f"--ablation-reference {args.ablation_reference} does not exist")
+    if not models.srcnn.is_file():
+        raise UserInputError(f"SRCNN model {models.srcnn} does not exist; train one with rrlsrn train --arch srcnn")
+    args.out.mkdir(parents=True, exist_ok=True)
+    check_output_path(args.out / "report.json", [*args.hr, *(args.mask or [])])
+    pairs = read_inputs(args.hr, args.mask)
+    runs_by_degradation = {}
+    for degradation in args.degradation or DEGRADATIONS:
+        runs = []
+        for path, (volume, mask) in zip(args.hr, pairs):
+            name = volume_name(path)
+            runs.append(evaluation_report.run_volume(
+                name, volume.voxels, volume.geometry.spacing, mask, degradation, models, device=args.device,
+                precision=args.precision, plane=args.plane, progress=terminal_progress(f"{name} ({degradation})")))
+            print(f"{degradation:>8} {name}: " + ", ".join(f"{label} {value:.2f}"
+                                                        for label, value in runs[-1].psnr.items()), flush=True)
+        runs_by_degradation[degradation] = runs
+    first_runs = next(iter(runs_by_degradation.values()))
+    engine = first_runs[0].comparison.engine
+    report = {
+        "command": " ".join(str(word) for word in getattr(args, "command_line", ["rrlsrn", "report"])),
+        "volumes": [{"hr": str(path), "mask": str(args.mask[i]) if args.mask else None}
+                    for i, path in enumerate(args.hr)],
+        "region": "brain mask dilated in-plane" if args.mask else "Otsu foreground",
+        "models": {"rrlsrn": model_identity(args.model), "srcnn": model_identity(models.srcnn),
+                   **{name: model_identity(path) for name, path in models.ablations.items()}},
+        "degradations": {degradation: evaluation_report.degradation_table(runs)
+                         for degradation, runs in runs_by_degradation.items()},
+        "ablations": evaluation_report.ablation_table(runs_by_degradation, models),
+        "runtime": evaluation_report.runtime_table(first_runs, engine["device"], engine["precision"]),
+        "conventions": {degradation: conventions(degradation) for degradation in runs_by_degradation},
+    }
+    write_json(args.out / "report.json", report)
+    text = markdown(report)
+    replace_atomically(args.out / "report.md", lambda temporary: Path(temporary).write_text(text))
+    for degradation, runs in runs_by_degradation.items():
+        run_ = runs[0]
+        caption = f"{run_.name}\n{degradation} LR\nPSNR (volume):\n" + "\n".join(
+            f"{LABELS[m]} {run_.psnr[m]:.2f}" for m in ("cubic", "sinc", "srcnn", "rrlsrn"))
+        panels = comparison_panels(run_.comparison, {m: LABELS[m] for m in ("cubic", "sinc", "srcnn", "rrlsrn")},
+                                   caption)
+        save_png(compose(panels), args.out / f"figure_{degradation}.png")
+    print(text)
+    print(f"wrote {args.out / 'report.json'}, {args.out / 'report.md'} and figure_*.png")
+    return 0
