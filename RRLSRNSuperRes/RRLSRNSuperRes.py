@@ -47,6 +47,7 @@ SAMPLE_CACHE_FILE = "RRLSRNSuperRes-FetalBrainT2Stack-sub-01_run-1_T2w.nii.gz"
 SAMPLE_SHA256 = "SHA256:be83d9c2c6d9b83c1ae9d619b8fefa7048016246df4a97e5c76e0686e0cc8f4c"
 SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
 ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
+ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (README)
 
 Progress = Callable[[float, str], Optional[bool]]
 
@@ -179,6 +180,7 @@ class RRLSRNSuperResParameterNode:
     inputVolume - the stack to super-resolve.
     outputVolume - where the result goes; None creates a new volume named after the input.
     plane, device, precision, batchSize (0 = automatic), outputType - engine options.
+    adaptToScan - first fine-tune a copy of the model on the stack itself (ADAPT_SECONDS).
     brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
 
     The optional seed point list of "Create brain mask" (``seedSelector``) is read when the
@@ -190,6 +192,7 @@ class RRLSRNSuperResParameterNode:
     plane: SlicingPlane = SlicingPlane.AUTO
     device: Device = Device.AUTO
     precision: Precision = Precision.AUTO
+    adaptToScan: bool = False
     batchSize: Annotated[int, WithinRange(0, 512)] = 0
     outputType: OutputType = OutputType.FLOAT32
     brainSegmentation: vtkMRMLSegmentationNode
@@ -378,6 +381,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             plane=node.plane.value,
             device=node.device.value,
             precision=node.precision.value,
+            adaptSeconds=ADAPT_SECONDS if node.adaptToScan else 0.0,
             batchSize=node.batchSize,
             keepInputType=node.outputType == OutputType.INPUT,
             brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
@@ -482,18 +486,20 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
                 precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
-                progress: Optional[Progress] = None):
+                adaptSeconds: float = 0.0, progress: Optional[Progress] = None):
         """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
 
         ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
         automatic. ``brainSegmentation`` restricts the network to the brain's box, and its brain
         segment is then also written as a label map on the output's x2 grid
         (``brainMaskLabelmap(output)``). Raises ``SuperResolutionCancelled`` when ``progress``
-        returns False (nothing is changed).
+        returns False (nothing is changed). ``adaptSeconds`` over 0 first adapts a copy of the
+        model to this stack (``engine.adaptation``).
         """
         from RRLSRNSuperResLib import superresolve_volume_node
 
-        options = {"plane": plane, "batch_size": batchSize or None, "precision": precision}
+        options = {"plane": plane, "batch_size": batchSize or None, "precision": precision,
+                   "adapt_seconds": adaptSeconds}
         if keepInputType:
             options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:

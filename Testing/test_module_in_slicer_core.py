@@ -87,6 +87,19 @@ def test_logic_super_resolves_the_loaded_sample_onto_the_x2_grid(slicer_module):
     assert logic.describeSlicing(sample, "auto").endswith("effective in-plane resolution 1.125 x 1.125 mm, as acquired")
 
 
+def test_adapt_to_this_scan_runs_first_and_says_so_in_the_status_line(slicer_module):
+    node = add_slab(load_sample(slicer_module), 10, 3, slice(112, 208))
+    logic = slicer_module.RRLSRNSuperResLogic()
+    fractions = []
+
+    output = logic.process(node, device="cpu", adaptSeconds=1.0,
+                           progress=lambda fraction, message: fractions.append(fraction))
+
+    assert slicer.util.arrayFromVolume(output).shape == (3, 192, 192)
+    assert "adapted to this scan:" in logic.summary(output, "cpu")
+    assert fractions[-1] == 1.0 and all(b >= a for a, b in zip(fractions, fractions[1:]))
+
+
 def test_logic_restricted_to_a_brain_segmentation_writes_its_x2_labelmap(slicer_module):
     sample = load_sample(slicer_module)
     node = add_slab(sample, 9, 2)

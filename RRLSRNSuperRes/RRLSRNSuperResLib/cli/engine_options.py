@@ -12,7 +12,7 @@ from ..imaging.geometry import PLANES
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--model --device --precision --plane --acquisition --batch``, with the same defaults everywhere."""
+    """``--model --device --precision --plane --acquisition --batch --adapt``, with the same defaults everywhere."""
     parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -26,3 +26,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                              "super-resolved on its acquisition grid, then zero-filled to the x2 grid; "
                              "as-is: run on the grid as given")
     parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
+    add_adapt_option(parser)
+
+
+def add_adapt_option(parser: argparse.ArgumentParser) -> None:
+    """``--adapt SECONDS``: fine-tune a copy of the model on the stack itself first (``engine.adaptation``)."""
+    parser.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
+                        help="first adapt a copy of the model to this stack for about SECONDS (self-supervised, "
+                             "on its own slices; kept only if it does better on held-out slices); default 0: off")

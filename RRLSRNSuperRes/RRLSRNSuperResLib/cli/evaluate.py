@@ -22,6 +22,7 @@ from ..imaging.geometry import PLANES
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
+from .engine_options import add_adapt_option
 
 SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")
                    for baseline in simulated_lr.BASELINES)
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: bfloat16 where the hardware runs it natively, else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto",
                         help="slice axis (default: off the square-pixel pair, else the thickest)")
+    add_adapt_option(parser)
 
 
 def read_inputs(hr_paths: List[Path], mask_paths: Optional[List[Path]]) -> List[Tuple[Volume, Optional[np.ndarray]]]:
@@ -126,7 +128,8 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
         name = volume_name(hr_path)
         scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
                                             model=args.model, device=args.device, plane=args.plane,
-                                            progress=terminal_progress(name), precision=args.precision)
+                                            progress=terminal_progress(name), precision=args.precision,
+                                            adapt_seconds=args.adapt)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         print(table_row(name, scores), flush=True)
     return results
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"command": "rrlsrn evaluate", "model": model_identity(args.model),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
+                  "adapt_seconds": args.adapt,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")

@@ -23,6 +23,7 @@ from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
+from .adaptation import adapt_to_scan
 from .devices import select_device
 from .precision import precision_name, resolve_precision
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
@@ -101,11 +102,13 @@ def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) ->
 class _Reporter:
     """Calls ``progress`` and turns a ``False`` answer into cancellation."""
 
-    def __init__(self, progress: Progress | None):
+    def __init__(self, progress: Progress | None, offset: float = 0.0):
         self.progress = progress
+        self.offset = offset  # progress already spent (adaptation); the rest is scaled into what remains
 
     def __call__(self, fraction: float, message: str) -> None:
-        if self.progress is not None and self.progress(float(fraction), message) is False:
+        fraction = self.offset + (1 - self.offset) * float(fraction)
+        if self.progress is not None and self.progress(fraction, message) is False:
             raise SuperResolutionCancelled("super-resolution cancelled; nothing was written")
 
 
@@ -121,6 +124,7 @@ def superresolve(
     progress: Progress | None = None,
     output_dtype: np.dtype | None = None,
     precision: str = "auto",
+    adapt_seconds: float = 0.0,
 ) -> SuperResolutionResult:
     """Super-resolve a volume x2 on its two in-plane axes, slice by slice.
 
@@ -136,6 +140,8 @@ def superresolve(
     output_dtype : ``None`` gives float32; e.g. the input's dtype on request.
     precision : ``auto`` (bfloat16 where the hardware runs it natively), ``fp32``, ``bf16``,
         ``fp16`` (CUDA); see ``engine.precision``.
+    adapt_seconds : over 0, first fine-tune a copy of the model on this volume's own slices for
+        about that long (``engine.adaptation``); the first half of the progress is the adaptation.
     """
     started = time.monotonic()
     report = _Reporter(progress)
@@ -153,6 +159,14 @@ def superresolve(
 
     slices = np.moveaxis(voxels, numpy_axis(axis), 0)
     count, height, width = slices.shape
+    notes: list[str] = []
+    if adapt_seconds < 0:
+        raise UserInputError(f"adaptation time must be 0 or more seconds, not {adapt_seconds}")
+    if adapt_seconds > 0:
+        network, adaptation = adapt_to_scan(network, scale.normalise(slices), adapt_seconds, torch_device,
+                                            compute_dtype, lambda fraction, message: report(fraction / 2, message))
+        notes.append(adaptation.describe())
+        report = _Reporter(progress, offset=0.5)
     output = np.empty(tuple(n * (1 if a == numpy_axis(axis) else 2) for a, n in enumerate(voxels.shape)),
                       dtype=np.float32)
     output_slices = np.moveaxis(output, numpy_axis(axis), 0)
@@ -164,8 +178,8 @@ def superresolve(
                 output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
 
     done = 0
-    runner = SliceRunner(network, torch_device, halo, report=lambda message: report(done / count, message),
-                         compute_dtype=compute_dtype)
+    runner = SliceRunner(network, torch_device, halo, notes=notes,
+                         report=lambda message: report(done / count, message), compute_dtype=compute_dtype)
     batch = batch_size or automatic_batch_size(torch_device, min(window.bottom - window.top + 2 * halo, height),
                                                min(window.right - window.left + 2 * halo, width))
     report(0.0, f"super-resolving {count} slices on {torch_device.type} in {precision_name(compute_dtype)}")

@@ -40,7 +40,7 @@ METHOD_DESCRIPTIONS = {
     "bicubic": "torch interpolate x2, bicubic, align_corners=False",
     "sinc": "zero-fill interpolation: the LR spectrum, -1/2 HR-pixel phase, zero-padded to the HR size "
             "(the exact inverse of the k-space degradation)",
-    "rrlsrn": "engine.superresolve on the LR volume (whole slices, no mask)",
+    "rrlsrn": "engine.superresolve on the LR volume (whole slices, no mask; --adapt: after adapting to it)",
 }
 
 
@@ -99,13 +99,13 @@ def bicubic_baseline(lr_slices: np.ndarray) -> np.ndarray:
 
 def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int, *,
                    model=None, device: str = "auto", progress: Progress | None = None,
-                   precision: str = "auto") -> tuple[np.ndarray, dict]:
+                   precision: str = "auto", adapt_seconds: float = 0.0) -> tuple[np.ndarray, dict]:
     """Run the engine on the LR volume (back in KJI order) and return its x2 slices and run facts."""
     from ..engine.volume import superresolve
 
     lr_kji = np.moveaxis(lr_slices, 0, numpy_axis(axis_ijk))
     result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), plane="ijk"[axis_ijk], model=model,
-                          device=device, progress=progress, precision=precision)
+                          device=device, progress=progress, precision=precision, adapt_seconds=adapt_seconds)
     if result.slice_axis != axis_ijk:
         raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
     facts = {"device": result.device, "precision": result.precision, "seconds": round(result.seconds, 2),
@@ -115,7 +115,7 @@ def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float
 
 def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float], mask_kji: np.ndarray | None = None,
              degradation: str = "bicubic", model=None, device: str = "auto", plane: str = "auto",
-             progress: Progress | None = None, precision: str = "auto") -> Comparison:
+             progress: Progress | None = None, precision: str = "auto", adapt_seconds: float = 0.0) -> Comparison:
     """Degrade HR x2 in-plane, restore it with every baseline and the model (see module docstring)."""
     if degradation not in degrade.DEGRADATIONS:
         raise UserInputError(f"unknown degradation {degradation!r}; choose one of {', '.join(degrade.DEGRADATIONS)}")
@@ -127,7 +127,7 @@ def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
     mask = None if mask_kji is None else to_slices(np.asarray(mask_kji) > 0.5, axis)
     lr = degrade.downsample_slices(hr, degradation)
     rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, model=model, device=device, progress=progress,
-                                    precision=precision)
+                                    precision=precision, adapt_seconds=adapt_seconds)
     estimates = {"cubic_spline": cubic_spline_baseline(lr), "bicubic": bicubic_baseline(lr),
                  "sinc": degrade.zero_fill_upsample_slices(lr), "rrlsrn": rrlsrn}
     return Comparison(hr=hr, lr=lr, estimates=estimates, region=metrics.evaluation_region(hr, mask),
@@ -163,11 +163,11 @@ def score(comparison: Comparison) -> dict:
 def evaluate_volume(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
                     mask_kji: np.ndarray | None = None, degradation: str = "bicubic", model=None,
                     device: str = "auto", plane: str = "auto", progress: Progress | None = None,
-                    precision: str = "auto") -> dict:
+                    precision: str = "auto", adapt_seconds: float = 0.0) -> dict:
     """Simulated-LR scores of one HR volume (KJI voxels, IJK spacing in mm); see ``score``.
 
     ``mask_kji`` (same shape, > 0.5 is brain) selects the region, else the Otsu foreground.
     Use ``simulate`` and ``score`` separately to keep the image stacks (e.g. for a figure).
     """
     return score(simulate(hr_voxels_kji, spacing_ijk, mask_kji, degradation, model, device, plane, progress,
-                          precision))
+                          precision, adapt_seconds))

@@ -25,7 +25,8 @@ class StackOptions:
 
     ``output_type``: ``auto`` keeps an integer input's type (rounded) unless its top would clip
     (``imaging.intensity.integer_type_holds``), else float32; ``float32`` always; ``input`` the
-    input's type, rounded and clipped.
+    input's type, rounded and clipped. ``adapt_seconds`` over 0 first adapts a copy of the
+    model to the stack (``engine.adaptation``).
     """
 
     plane: str = "auto"
@@ -36,6 +37,7 @@ class StackOptions:
     precision: str = "auto"
     extract_brain: bool = False
     replace_nonfinite: Optional[float] = None
+    adapt_seconds: float = 0.0
 
 
 @dataclass
@@ -133,7 +135,7 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
             components[..., component], volume.geometry.spacing, acquisition=options.acquisition, plane=plane,
             model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
-            progress=progress_for(label), precision=options.precision))
+            progress=progress_for(label), precision=options.precision, adapt_seconds=options.adapt_seconds))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
     written, notes = [], plane_notes + [note for r in results for note in r.notes]
