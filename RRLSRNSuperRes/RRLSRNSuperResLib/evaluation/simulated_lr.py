@@ -108,7 +108,7 @@ def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float
                           device=device, progress=progress, precision=precision, adapt_seconds=adapt_seconds)
     if result.slice_axis != axis_ijk:
         raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
-    facts = {"device": result.device, "precision": result.precision, "seconds": round(result.seconds, 2),
+    facts = {"device": result.device, "precision": result.precision, "seconds": result.seconds,
              "notes": list(result.notes)}
     return np.moveaxis(result.voxels, numpy_axis(axis_ijk), 0), facts
 
