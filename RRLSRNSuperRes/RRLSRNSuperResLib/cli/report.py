@@ -73,7 +73,8 @@ def _stat(stats: dict, digits: int, signed: bool = False) -> str:
 
 def markdown(report: dict) -> str:
     """The report as Markdown tables (mean ± SD (95% CI) over the volumes)."""
-    lines = [f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean ± SD (95% CI of the "
+    lines = [f"Made by `{report['command']}`.", "",
+             f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean ± SD (95% CI of the "
              "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", ""]
     for degradation, table in report["degradations"].items():
         reference = LABELS[table["reference_baseline"]]
