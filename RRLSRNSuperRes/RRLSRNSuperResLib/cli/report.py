@@ -68,13 +68,13 @@ def _stat(stats: dict, digits: int, signed: bool = False) -> str:
     if stats["sd"] is None:
         return text
     low, high = stats["ci95"]
-    return f"{text} ± {stats['sd']:.{digits}f} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f})"
+    return f"{text} +- {stats['sd']:.{digits}f} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f})"
 
 
 def markdown(report: dict) -> str:
-    """The report as Markdown tables (mean ± SD (95% CI) over the volumes)."""
+    """The report as Markdown tables (mean +- SD (95% CI) over the volumes)."""
     lines = [f"Made by `{report['command']}`.", "",
-             f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean ± SD (95% CI of the "
+             f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean +- SD (95% CI of the "
              "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", ""]
     for degradation, table in report["degradations"].items():
         reference = LABELS[table["reference_baseline"]]
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(args.out / "report.json", report)
     text = markdown(report)
-    replace_atomically(args.out / "report.md", lambda temporary: Path(temporary).write_text(text))
+    replace_atomically(args.out / "report.md", lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
     for degradation, runs in runs_by_degradation.items():
         run_ = runs[0]
         caption = f"{run_.name}\n{degradation} LR\nPSNR (volume):\n" + "\n".join(
