@@ -68,6 +68,16 @@ def test_evaluate_writes_json_with_scores_and_conventions(hr_and_mask, tmp_path,
     assert "vs sinc" in printed
 
 
+def test_evaluate_adapt_runs_the_adaptation_and_records_it(hr_and_mask, tmp_path):
+    hr_path, mask_path = hr_and_mask
+    out = tmp_path / "adapted.json"
+    assert cli.main(["evaluate", str(hr_path), "--mask", str(mask_path), "--degradation", "kspace", "--adapt", "0.5",
+                     "--json", str(out), "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert report["adapt_seconds"] == 0.5
+    assert report["volumes"][0]["engine"]["notes"][0].startswith("adapted to this scan:")
+
+
 def test_mismatched_mask_is_one_error_line(hr_and_mask, tmp_path, capsys):
     hr_path, _ = hr_and_mask
     image, mask = phantom((3, 40, 46))
