@@ -146,6 +146,8 @@ def superresolve(
     started = time.monotonic()
     report = _Reporter(progress)
     voxels = _check_voxels(np.asarray(voxels_kji))
+    if adapt_seconds < 0:
+        raise UserInputError(f"adaptation time must be 0 or more seconds, not {adapt_seconds}")
     if mask_kji is not None and np.shape(mask_kji) != voxels.shape:
         raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {voxels.shape}")
     axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
@@ -160,8 +162,6 @@ def superresolve(
     slices = np.moveaxis(voxels, numpy_axis(axis), 0)
     count, height, width = slices.shape
     notes: list[str] = []
-    if adapt_seconds < 0:
-        raise UserInputError(f"adaptation time must be 0 or more seconds, not {adapt_seconds}")
     if adapt_seconds > 0:
         network, adaptation = adapt_to_scan(network, scale.normalise(slices), adapt_seconds, torch_device,
                                             compute_dtype, lambda fraction, message: report(fraction / 2, message))

@@ -12,24 +12,17 @@ model's including the engine's normalisation, padding and batching.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..imaging import degrade
 from . import metrics, simulated_lr
 
 METHODS = ("cubic", "bicubic", "sinc", "srcnn", "rrlsrn")
 REFERENCE = {"bicubic": "cubic", "kspace": "sinc"}  # simulated_lr.REFERENCE_BASELINE, in the report's names
 _SIMULATED = {"cubic": "cubic_spline", "bicubic": "bicubic", "sinc": "sinc", "rrlsrn": "rrlsrn"}
-_BASELINE_FUNCTIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "cubic": simulated_lr.cubic_spline_baseline,
-    "bicubic": simulated_lr.bicubic_baseline,
-    "sinc": degrade.zero_fill_upsample_slices,
-}
 # The paper's ablation gains of the full model (Song, Wang et al. 2022), bicubic LR.
 PAPER_ABLATION_GAIN_DB = {"no_gdl": 0.1, "fixed_image_branch": 2.4}
 ABLATION_REFERENCE = "ablation_reference"
@@ -67,12 +60,6 @@ class VolumeRun:
     comparison: simulated_lr.Comparison
 
 
-def timed_baseline(name: str, lr: np.ndarray) -> tuple[np.ndarray, float]:
-    started = time.perf_counter()
-    estimate = _BASELINE_FUNCTIONS[name](lr)
-    return estimate, time.perf_counter() - started
-
-
 def run_volume(name: str, voxels: np.ndarray, spacing: tuple[float, float, float], mask: Optional[np.ndarray],
                degradation: str, models: ReportModels, device: str = "auto", precision: str = "auto",
                plane: str = "auto", progress=None) -> VolumeRun:
@@ -80,9 +67,7 @@ def run_volume(name: str, voxels: np.ndarray, spacing: tuple[float, float, float
     comparison = simulated_lr.simulate(voxels, spacing, mask, degradation, model=models.rrlsrn, device=device,
                                        plane=plane, progress=progress, precision=precision)
     estimates = {method: comparison.estimates[simulated] for method, simulated in _SIMULATED.items()}
-    seconds = {"rrlsrn": comparison.engine["seconds"]}
-    for method in _BASELINE_FUNCTIONS:
-        _, seconds[method] = timed_baseline(method, comparison.lr)
+    seconds = {method: comparison.seconds[simulated] for method, simulated in _SIMULATED.items()}
     for label, path in models.extra_models().items():
         estimates[label], facts = simulated_lr.model_estimate(comparison.lr, spacing, comparison.slice_axis,
                                                               model=path, device=device, precision=precision)
@@ -152,7 +137,7 @@ def ablation_table(runs_by_degradation: Dict[str, List[VolumeRun]], models: Repo
 def runtime_table(runs: List[VolumeRun], device: str, precision: str) -> dict:
     """Seconds per stack (median over the volumes) and per slice (total / slices), per method."""
     total_slices = sum(run.slices for run in runs)
-    labels = [label for label in runs[0].seconds]
+    labels = list(runs[0].seconds)
     return {"device": device, "precision": precision, "stacks": len(runs), "slices": total_slices,
             "methods": {label: {"seconds_per_stack_median": float(np.median([run.seconds[label] for run in runs])),
                                 "seconds_per_slice": sum(run.seconds[label] for run in runs) / total_slices}

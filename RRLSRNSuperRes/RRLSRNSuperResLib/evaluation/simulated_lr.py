@@ -16,6 +16,7 @@ handled as a stack ``S x H x W`` of slices along the acquisition's slice axis.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
@@ -49,7 +50,8 @@ class Comparison:
     """HR, simulated LR and the x2 estimates of every method as ``S x H x W`` float32 stacks.
 
     ``region`` is the boolean set of included pixels (``metrics.evaluation_region``);
-    ``slice_axis`` is the IJK axis the stacks were taken along (0=i, 1=j, 2=k).
+    ``slice_axis`` is the IJK axis the stacks were taken along (0=i, 1=j, 2=k);
+    ``seconds`` the wall-clock time of each estimate (the model's as the engine reports it).
     """
 
     hr: np.ndarray
@@ -60,6 +62,7 @@ class Comparison:
     degradation: str
     mask_given: bool
     engine: dict = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
 
 
 def conventions(degradation: str) -> dict:
@@ -128,10 +131,16 @@ def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
     lr = degrade.downsample_slices(hr, degradation)
     rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, model=model, device=device, progress=progress,
                                     precision=precision, adapt_seconds=adapt_seconds)
-    estimates = {"cubic_spline": cubic_spline_baseline(lr), "bicubic": bicubic_baseline(lr),
-                 "sinc": degrade.zero_fill_upsample_slices(lr), "rrlsrn": rrlsrn}
+    estimates, seconds = {}, {}
+    for name, baseline in (("cubic_spline", cubic_spline_baseline), ("bicubic", bicubic_baseline),
+                           ("sinc", degrade.zero_fill_upsample_slices)):
+        started = time.perf_counter()
+        estimates[name] = baseline(lr)
+        seconds[name] = time.perf_counter() - started
+    estimates["rrlsrn"], seconds["rrlsrn"] = rrlsrn, engine["seconds"]
     return Comparison(hr=hr, lr=lr, estimates=estimates, region=metrics.evaluation_region(hr, mask),
-                      slice_axis=axis, degradation=degradation, mask_given=mask is not None, engine=engine)
+                      slice_axis=axis, degradation=degradation, mask_given=mask is not None, engine=engine,
+                      seconds=seconds)
 
 
 def score(comparison: Comparison) -> dict:

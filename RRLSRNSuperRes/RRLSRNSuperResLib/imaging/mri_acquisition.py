@@ -18,7 +18,7 @@ The phase-encoding axis is random per image. Works on torch batches ``N x 1 x H 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,9 +35,6 @@ class AcquisitionRanges:
     partial_fourier_share: tuple[float, float] = (0.55, 0.75)
     noise_probability: float = 0.75
     noise_sd: tuple[float, float] = (0.005, 0.03)  # log-uniform
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def phase_encoding_weights(lines: int, t2_decay: float, partial_fourier_share: float) -> np.ndarray:

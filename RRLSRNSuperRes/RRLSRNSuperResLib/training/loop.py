@@ -228,7 +228,6 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         model.load_state_dict(initial_weights(Path(config.initial_model)))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    compute_dtype = resolve_precision(config.precision, device)
     step, history = 0, []
     if resume and last.exists():
         state = load_checkpoint(last)
@@ -237,6 +236,7 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
         log(f"resumed from {last} at step {step}")
+    compute_dtype = resolve_precision(config.precision, device)  # after a resume: the checkpoint's config
     train_volumes = [v for v in volumes if v.role == "train"]
     val_slices = validation_slices([v for v in volumes if v.role == "val"])
     sampler = PatchSampler(train_volumes, config.patch + 2 * DEGRADATION_MARGIN, config.seed + step)
