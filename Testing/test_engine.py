@@ -94,7 +94,8 @@ def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_t
     from RRLSRNSuperResLib.imaging.intensity import robust_scale
 
     voxels, mask, spacing = sample_crop
-    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask)
+    # Without the consistency projection, which then spreads over the whole slice (tested below).
+    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask, consistency="none")
     assert boxed.scale == robust_scale(voxels, mask)
     assert boxed.scale.hi != pytest.approx(robust_scale(voxels).hi, rel=0.01), "the mask must matter"
     window = brain_window(mask)
@@ -102,7 +103,7 @@ def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_t
     outside = np.ones(boxed.voxels.shape, bool)
     outside[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = False
     np.testing.assert_array_equal(boxed.voxels[outside], spline[outside])
-    network_part = superresolve(voxels, spacing, device="cpu").voxels
+    network_part = superresolve(voxels, spacing, device="cpu", consistency="none").voxels
     assert not np.allclose(boxed.voxels[~outside], network_part[~outside], atol=1e-3 * np.ptp(voxels)), \
         "the masked intensity range should change the network's input, and so its output"
 
@@ -217,3 +218,34 @@ def test_fp16_is_refused_on_the_cpu(sample_crop):
     voxels, _, spacing = sample_crop
     with pytest.raises(UserInputError, match="CUDA GPUs only"):
         superresolve(voxels, spacing, device="cpu", precision="fp16")
+
+
+@pytest.mark.parametrize("boxed", [False, True])
+def test_the_output_is_consistent_with_the_input_under_the_kspace_model_by_default(sample_crop, boxed):
+    """A real stack is the central k-space of its x2 output: the default output keeps it exactly."""
+    from RRLSRNSuperResLib.imaging.degrade import downsample_slices
+
+    voxels, mask, spacing = sample_crop
+    free = superresolve(voxels, spacing, device="cpu", consistency="none", mask_kji=mask if boxed else None)
+    consistent = superresolve(voxels, spacing, device="cpu", mask_kji=mask if boxed else None)
+    measured = voxels.astype(np.float32)
+    assert np.abs(downsample_slices(free.voxels, "kspace") - measured).max() > 0.01 * np.ptp(voxels)
+    np.testing.assert_allclose(downsample_slices(consistent.voxels, "kspace"), measured, atol=1e-4 * np.ptp(voxels))
+    high_band = consistent.voxels - free.voxels  # the projection changes only what the input measured
+    np.testing.assert_allclose(downsample_slices(high_band, "kspace"), measured - downsample_slices(
+        free.voxels, "kspace"), atol=1e-4 * np.ptp(voxels))
+
+
+def test_more_self_ensemble_views_change_the_output_but_not_its_place(sample_crop):
+    voxels, _, spacing = sample_crop
+    one, two = (superresolve(voxels, spacing, device="cpu", views=v, consistency="none").voxels for v in (1, 2))
+    assert not np.allclose(one, two, atol=1e-3 * np.ptp(voxels)), "a second view must change the output"
+    # Both are the same image on the same grid: they differ by the network's small asymmetry only.
+    assert np.abs(one - two).mean() < 0.01 * np.ptp(voxels)
+
+
+@pytest.mark.parametrize("options, message", [({"consistency": "sinc"}, "consistency"), ({"views": 3}, "views")])
+def test_unknown_consistency_or_view_count_is_refused(sample_crop, options, message):
+    voxels, _, spacing = sample_crop
+    with pytest.raises(UserInputError, match=message):
+        superresolve(voxels, spacing, device="cpu", **options)

@@ -78,6 +78,18 @@ def test_evaluate_adapt_runs_the_adaptation_and_records_it(hr_and_mask, tmp_path
     assert report["volumes"][0]["engine"]["notes"][0].startswith("adapted to this scan:")
 
 
+@pytest.mark.parametrize("option, expected", [([], "bicubic"), (["--consistency", "none"], "none")])
+def test_evaluate_tells_the_engine_the_simulated_degradation_unless_asked_not_to(hr_and_mask, tmp_path, option,
+                                                                                 expected):
+    hr_path, mask_path = hr_and_mask
+    out = tmp_path / "scores.json"
+    assert cli.main(["evaluate", str(hr_path), "--mask", str(mask_path), "--json", str(out), "--device", "cpu",
+                     "--views", "1", *option]) == 0
+    report = json.loads(out.read_text())
+    assert report["volumes"][0]["engine"]["consistency"] == expected and report["views"] == 1
+    assert report["consistency_option"] == (option[-1] if option else "matched")
+
+
 def test_mismatched_mask_is_one_error_line(hr_and_mask, tmp_path, capsys):
     hr_path, _ = hr_and_mask
     image, mask = phantom((3, 40, 46))

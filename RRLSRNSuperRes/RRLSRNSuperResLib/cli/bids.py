@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if not stacks:
         raise UserInputError(f"no anat/*_{'|'.join(args.suffix)}.nii[.gz] stack matches in {bids_dir}")
     options = StackOptions(plane=args.plane, acquisition=args.acquisition, device=args.device,
-                           batch_size=args.batch, precision=args.precision, adapt_seconds=args.adapt)
+                           batch_size=args.batch, precision=args.precision, adapt_seconds=args.adapt,
+                           consistency=args.consistency, views=args.views)
     log = run_participants(bids_dir, output_dir, stacks, model_path=args.model, options=options,
                            mask_dir=args.mask_from_derivatives, overwrite=args.overwrite, jobs=args.jobs,
                            command=args.command_line,

@@ -17,12 +17,13 @@ from ..engine.devices import DEVICES
 from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation import metrics, simulated_lr
+from ..imaging.consistency import CONSISTENCY_MODELS
 from ..imaging.degrade import DEGRADATIONS
 from ..imaging.geometry import PLANES
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
-from .engine_options import add_adapt_option
+from .engine_options import add_adapt_option, add_output_options
 
 SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")
                    for baseline in simulated_lr.BASELINES)
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: bfloat16 where the hardware runs it natively, else float32")
     parser.add_argument("--plane", choices=PLANES, default="auto",
                         help="slice axis (default: off the square-pixel pair, else the thickest)")
+    add_output_options(parser, (simulated_lr.MATCHED, *CONSISTENCY_MODELS), simulated_lr.MATCHED,
+                       "matched (default): the engine makes its output consistent with the LR under the "
+                       "simulated degradation; none: the network's output as it is")
     add_adapt_option(parser)
 
 
@@ -129,7 +133,8 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
         scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
                                             model=args.model, device=args.device, plane=args.plane,
                                             progress=terminal_progress(name), precision=args.precision,
-                                            adapt_seconds=args.adapt)
+                                            adapt_seconds=args.adapt, consistency=args.consistency,
+                                            views=args.views)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         print(table_row(name, scores), flush=True)
     return results
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {"command": "rrlsrn evaluate", "model": model_identity(args.model),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
-                  "adapt_seconds": args.adapt,
+                  "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")

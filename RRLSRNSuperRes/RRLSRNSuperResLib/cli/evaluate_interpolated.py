@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         scores = evaluate_interpolated(volume.voxels, volume.geometry.spacing, mask, acquisition=args.acquisition,
                                        plane=args.plane, model=args.model, device=args.device,
-                                       precision=args.precision, batch_size=args.batch)
+                                       precision=args.precision, batch_size=args.batch,
+                                       consistency=args.consistency, views=args.views)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         psnr, ssim = scores["psnr"], scores["ssim"]
         print(f"{volume_name(hr_path)[:32]:<32} | {psnr['interpolated_input']:>14.2f} {psnr['rrlsrn']:>8.2f} "

@@ -15,8 +15,10 @@ from typing import Dict, List
 from ..engine.devices import DEVICES
 from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
+from ..evaluation.simulated_lr import MATCHED
 from ..imaging.degrade import DEGRADATIONS
 from ..imaging.geometry import PLANES
+from .engine_options import add_output_options
 
 LABELS = {"cubic": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)", "srcnn": "SRCNN",
           "rrlsrn": "RRLSRN"}
@@ -44,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--plane", choices=PLANES, default="auto")
+    add_output_options(parser, (MATCHED, "none"), MATCHED,
+                       "matched (default): every learned model's output is made consistent with the LR under the "
+                       "simulated degradation, as rrlsrn evaluate does; none: the networks' outputs as they are")
 
 
 def parse_ablations(values: List[str]) -> Dict[str, Path]:
@@ -71,11 +76,18 @@ def _stat(stats: dict, digits: int, signed: bool = False) -> str:
     return f"{text} +- {stats['sd']:.{digits}f} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f})"
 
 
+def _learned_models_line(options: dict) -> str:
+    consistency = ("made consistent with the LR under the simulated degradation (`--consistency matched`)"
+                   if options["consistency"] == MATCHED else "as the networks give them (`--consistency none`)")
+    return f"Learned models (SRCNN, RRLSRN, ablations): outputs {consistency}, {options['views']}-view self-ensemble."
+
+
 def markdown(report: dict) -> str:
     """The report as Markdown tables (mean +- SD (95% CI) over the volumes)."""
     lines = [f"Made by `{report['command']}`.", "",
              f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean +- SD (95% CI of the "
-             "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", ""]
+             "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", "",
+             _learned_models_line(report["learned_models"]), ""]
     for degradation, table in report["degradations"].items():
         reference = LABELS[table["reference_baseline"]]
         lines += [f"### {DEGRADATION_LABELS[degradation]}", "",
@@ -141,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             name = volume_name(path)
             runs.append(evaluation_report.run_volume(
                 name, volume.voxels, volume.geometry.spacing, mask, degradation, models, device=args.device,
-                precision=args.precision, plane=args.plane, progress=terminal_progress(f"{name} ({degradation})")))
+                precision=args.precision, plane=args.plane, progress=terminal_progress(f"{name} ({degradation})"),
+                consistency=args.consistency, views=args.views))
             print(f"{degradation:>8} {name}: " + ", ".join(f"{label} {value:.2f}"
                                                         for label, value in runs[-1].psnr.items()), flush=True)
         runs_by_degradation[degradation] = runs
@@ -152,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "volumes": [{"hr": str(path), "mask": str(args.mask[i]) if args.mask else None}
                     for i, path in enumerate(args.hr)],
         "region": "brain mask dilated in-plane" if args.mask else "Otsu foreground",
+        "learned_models": {"consistency": args.consistency, "views": args.views},
         "models": {"rrlsrn": model_identity(args.model), "srcnn": model_identity(models.srcnn),
                    **{name: model_identity(path) for name, path in models.ablations.items()}},
         "degradations": {degradation: evaluation_report.degradation_table(runs)

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = StackOptions(plane=args.plane, acquisition=args.acquisition, device=args.device, batch_size=args.batch,
                            output_type=args.output_type, precision=args.precision, extract_brain=args.extract_brain,
-                           replace_nonfinite=args.replace_nonfinite, adapt_seconds=args.adapt)
+                           replace_nonfinite=args.replace_nonfinite, adapt_seconds=args.adapt,
+                           consistency=args.consistency, views=args.views)
     result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,
                                mask_output=args.mask_output, output_format=args.output_format, series=args.series,
                                progress_for=terminal_progress)

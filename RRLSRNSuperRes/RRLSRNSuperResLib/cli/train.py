@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "phase-encoding axis, partial Fourier, noise); the rest is bicubic")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="auto (default: bf16 autocast where the CPU or GPU runs it natively), fp32, bf16, fp16")
+    parser.add_argument("--consistent-output", action="store_true", default=None,
+                        help="train and validate on the output made consistent with its LR (as rrlsrn superres "
+                             "makes it), so the network learns only what the LR leaves open")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--time-limit", type=float, help="stop (resumably) after this many minutes")
@@ -58,7 +61,8 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
                             image_branch=not args.no_image_branch)
     overrides = {name: getattr(args, name) for name in
                  ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction",
-                  "acquisition_fraction", "seed", "precision", "warmup_steps") if getattr(args, name) is not None}
+                  "acquisition_fraction", "seed", "precision", "warmup_steps", "consistent_output")
+                 if getattr(args, name) is not None}
     if args.initial_model:
         overrides["initial_model"] = str(args.initial_model)
     return TrainingConfig.paper(network=network, **overrides) if args.paper else TrainingConfig(network=network,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.mixed_precision import forward_mixed
+from .self_ensemble import forward_views
 
 _PROBE_SIDE = 64
 EDGE_PAD = 8  # reflected LR pixels around each slice: context for the border pixels
@@ -77,6 +78,8 @@ class SliceRunner:
     tile_splits: int = 0
     compute_dtype: Optional[torch.dtype] = None
     """bfloat16/float16 for autocast, None for float32 (see ``engine.precision``)."""
+    views: int = 1
+    """Self-ensemble views averaged per slice (``engine.self_ensemble``)."""
 
     def run(self, slices: np.ndarray, window: Window) -> np.ndarray:
         """x2 of ``slices[:, window]`` (B x h x w normalised float32) -> B x 2h x 2w."""
@@ -136,8 +139,9 @@ class SliceRunner:
             return output[:, 0, top: top + height, left: left + width].float().cpu().numpy()
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """The model in ``compute_dtype`` (``model.mixed_precision``: the image branch stays float32)."""
-        return forward_mixed(self.model, batch, self.compute_dtype)
+        """The model in ``compute_dtype`` (``model.mixed_precision``: the image branch stays float32),
+        averaged over ``views`` flipped/transposed views."""
+        return forward_views(lambda view: forward_mixed(self.model, view, self.compute_dtype), batch, self.views)
 
 
 def _with_halo(start: int, stop: int, halo: int, size: int) -> tuple[int, int]:

@@ -1,8 +1,10 @@
 """Slice-wise x2 super-resolution of a volume: the one entry point every front end uses.
 
 Plane choice, per-volume normalisation, batching sized to free memory, device choice with
-out-of-memory fallback, optional brain-box restriction, progress with cancel. The output is
-allocated once and filled as batches stream through (peak memory: input + output + a batch).
+out-of-memory fallback, optional brain-box restriction, a self-ensemble of flipped views, the
+projection that makes each output slice consistent with its input slice (``imaging.consistency``),
+progress with cancel. The output is allocated once and filled as batches stream through (peak
+memory: input + output + a batch).
 Nothing is returned half-done: cancelling raises before the caller can write anything.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import SuperResolutionCancelled, UserInputError
+from ..imaging.consistency import CONSISTENCY_MODELS, project_onto_measurement
 from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
@@ -26,6 +29,7 @@ from ..model.artifact import load_model
 from .adaptation import adapt_to_scan
 from .devices import select_device
 from .precision import precision_name, resolve_precision
+from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 
 Progress = Callable[[float, str], Optional[bool]]
@@ -125,6 +129,8 @@ def superresolve(
     output_dtype: np.dtype | None = None,
     precision: str = "auto",
     adapt_seconds: float = 0.0,
+    consistency: str = "kspace",
+    views: int = DEFAULT_VIEWS,
 ) -> SuperResolutionResult:
     """Super-resolve a volume x2 on its two in-plane axes, slice by slice.
 
@@ -142,12 +148,20 @@ def superresolve(
         ``fp16`` (CUDA); see ``engine.precision``.
     adapt_seconds : over 0, first fine-tune a copy of the model on this volume's own slices for
         about that long (``engine.adaptation``); the first half of the progress is the adaptation.
+    consistency : the degradation the input came through, to which the output is made exactly
+        consistent (``imaging.consistency``): ``kspace`` (default; a real MRI stack is the
+        central k-space of its x2 output), ``bicubic`` (the paper's synthetic LR), ``none``.
+    views : self-ensemble views averaged per slice (1, 2, 4 or 8; ``engine.self_ensemble``).
     """
     started = time.monotonic()
     report = _Reporter(progress)
     voxels = _check_voxels(np.asarray(voxels_kji))
     if adapt_seconds < 0:
         raise UserInputError(f"adaptation time must be 0 or more seconds, not {adapt_seconds}")
+    if consistency not in CONSISTENCY_MODELS:
+        raise UserInputError(f"consistency must be one of {', '.join(CONSISTENCY_MODELS)}, not {consistency!r}")
+    if views not in VIEW_COUNTS:
+        raise UserInputError(f"self-ensemble views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views}")
     if mask_kji is not None and np.shape(mask_kji) != voxels.shape:
         raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {voxels.shape}")
     axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
@@ -179,7 +193,8 @@ def superresolve(
 
     done = 0
     runner = SliceRunner(network, torch_device, halo, notes=notes,
-                         report=lambda message: report(done / count, message), compute_dtype=compute_dtype)
+                         report=lambda message: report(done / count, message), compute_dtype=compute_dtype,
+                         views=views)
     batch = batch_size or automatic_batch_size(torch_device, min(window.bottom - window.top + 2 * halo, height),
                                                min(window.right - window.left + 2 * halo, width))
     report(0.0, f"super-resolving {count} slices on {torch_device.type} in {precision_name(compute_dtype)}")
@@ -196,7 +211,9 @@ def superresolve(
             target = output_slices[done: done + len(chunk), 2 * window.top: 2 * window.bottom,
                                    2 * window.left: 2 * window.right]
             target[...] = scale.restore(result)
-            _keep_constant_slices(chunk, target)
+            whole = output_slices[done: done + len(chunk)]
+            whole[...] = project_onto_measurement(whole, chunk, consistency)
+            _keep_constant_slices(chunk, whole)
             done += len(chunk)
             report(done / count, f"{done}/{count} slices")
     return SuperResolutionResult(cast_to(output, output_dtype), axis, runner.device.type,

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..engine.self_ensemble import DEFAULT_VIEWS
 from . import metrics, simulated_lr
 
 METHODS = ("cubic", "bicubic", "sinc", "srcnn", "rrlsrn")
@@ -62,15 +63,20 @@ class VolumeRun:
 
 def run_volume(name: str, voxels: np.ndarray, spacing: tuple[float, float, float], mask: Optional[np.ndarray],
                degradation: str, models: ReportModels, device: str = "auto", precision: str = "auto",
-               plane: str = "auto", progress=None) -> VolumeRun:
-    """Every method and ablation on one volume's simulated LR, scored against its HR."""
+               plane: str = "auto", progress=None, consistency: str = simulated_lr.MATCHED,
+               views: int = DEFAULT_VIEWS) -> VolumeRun:
+    """Every method and ablation on one volume's simulated LR, scored against its HR; every learned
+    model runs with the same ``consistency`` and ``views`` (``simulated_lr.simulate``)."""
     comparison = simulated_lr.simulate(voxels, spacing, mask, degradation, model=models.rrlsrn, device=device,
-                                       plane=plane, progress=progress, precision=precision)
+                                       plane=plane, progress=progress, precision=precision,
+                                       consistency=consistency, views=views)
     estimates = {method: comparison.estimates[simulated] for method, simulated in _SIMULATED.items()}
     seconds = {method: comparison.seconds[simulated] for method, simulated in _SIMULATED.items()}
     for label, path in models.extra_models().items():
         estimates[label], facts = simulated_lr.model_estimate(comparison.lr, spacing, comparison.slice_axis,
-                                                              model=path, device=device, precision=precision)
+                                                              model=path, device=device, precision=precision,
+                                                              consistency=comparison.engine["consistency"],
+                                                              views=views)
         seconds[label] = facts["seconds"]
     comparison.estimates.update(estimates)
     peak = metrics.data_range(comparison.hr)

@@ -8,7 +8,9 @@ baseline (:data:`REFERENCE_BASELINE`): cubic spline for bicubic LR; for k-space 
 which is what the scanner itself does and the exact inverse of that degradation. The model
 runs through ``engine.superresolve`` on the LR *volume*, the code path users run, with the
 whole slices and no mask (the normalisation the model was trained with), so the scores
-measure what ``rrlsrn superres`` delivers.
+measure what ``rrlsrn superres`` delivers. The engine is told the degradation the LR came
+through (``consistency="matched"``): its output is made consistent with the LR under that
+degradation, as ``rrlsrn superres`` does under the k-space model of a real acquisition.
 
 Arrays are numpy; volumes are [k, j, i] (KJI), spacings IJK in mm. Internally the volume is
 handled as a stack ``S x H x W`` of slices along the acquisition's slice axis.
@@ -23,6 +25,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
+from ..engine.self_ensemble import DEFAULT_VIEWS
 from ..errors import UserInputError
 from ..imaging import degrade
 from ..imaging.geometry import numpy_axis, slice_axis
@@ -31,6 +34,7 @@ from . import metrics
 METHODS = ("cubic_spline", "bicubic", "sinc", "rrlsrn")
 BASELINES = ("cubic_spline", "bicubic", "sinc")
 REFERENCE_BASELINE = {"bicubic": "cubic_spline", "kspace": "sinc"}
+MATCHED = "matched"  # consistency with the degradation that made the LR
 Progress = Callable[[float, str], Optional[bool]]
 DEGRADATION_DESCRIPTIONS = {
     "bicubic": "torch interpolate x0.5, bicubic, antialias=True, align_corners=False, per slice",
@@ -41,7 +45,9 @@ METHOD_DESCRIPTIONS = {
     "bicubic": "torch interpolate x2, bicubic, align_corners=False",
     "sinc": "zero-fill interpolation: the LR spectrum, -1/2 HR-pixel phase, zero-padded to the HR size "
             "(the exact inverse of the k-space degradation)",
-    "rrlsrn": "engine.superresolve on the LR volume (whole slices, no mask; --adapt: after adapting to it)",
+    "rrlsrn": "engine.superresolve on the LR volume (whole slices, no mask; output made consistent with the LR "
+              "under the simulated degradation unless --consistency none; --views self-ensemble views; "
+              "--adapt: after adapting to it)",
 }
 
 
@@ -102,24 +108,30 @@ def bicubic_baseline(lr_slices: np.ndarray) -> np.ndarray:
 
 def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int, *,
                    model=None, device: str = "auto", progress: Progress | None = None,
-                   precision: str = "auto", adapt_seconds: float = 0.0) -> tuple[np.ndarray, dict]:
+                   precision: str = "auto", adapt_seconds: float = 0.0, consistency: str = "none",
+                   views: int = DEFAULT_VIEWS) -> tuple[np.ndarray, dict]:
     """Run the engine on the LR volume (back in KJI order) and return its x2 slices and run facts."""
     from ..engine.volume import superresolve
 
     lr_kji = np.moveaxis(lr_slices, 0, numpy_axis(axis_ijk))
     result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), plane="ijk"[axis_ijk], model=model,
-                          device=device, progress=progress, precision=precision, adapt_seconds=adapt_seconds)
+                          device=device, progress=progress, precision=precision, adapt_seconds=adapt_seconds,
+                          consistency=consistency, views=views)
     if result.slice_axis != axis_ijk:
         raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
     facts = {"device": result.device, "precision": result.precision, "seconds": result.seconds,
-             "notes": list(result.notes)}
+             "consistency": consistency, "views": views, "notes": list(result.notes)}
     return np.moveaxis(result.voxels, numpy_axis(axis_ijk), 0), facts
 
 
 def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float], mask_kji: np.ndarray | None = None,
              degradation: str = "bicubic", model=None, device: str = "auto", plane: str = "auto",
-             progress: Progress | None = None, precision: str = "auto", adapt_seconds: float = 0.0) -> Comparison:
-    """Degrade HR x2 in-plane, restore it with every baseline and the model (see module docstring)."""
+             progress: Progress | None = None, precision: str = "auto", adapt_seconds: float = 0.0,
+             consistency: str = MATCHED, views: int = DEFAULT_VIEWS) -> Comparison:
+    """Degrade HR x2 in-plane, restore it with every baseline and the model (see module docstring).
+
+    ``consistency``: ``matched`` (the simulated degradation) or an ``imaging.consistency`` model.
+    """
     if degradation not in degrade.DEGRADATIONS:
         raise UserInputError(f"unknown degradation {degradation!r}; choose one of {', '.join(degrade.DEGRADATIONS)}")
     hr_voxels_kji = np.asarray(hr_voxels_kji)
@@ -130,7 +142,8 @@ def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
     mask = None if mask_kji is None else to_slices(np.asarray(mask_kji) > 0.5, axis)
     lr = degrade.downsample_slices(hr, degradation)
     rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, model=model, device=device, progress=progress,
-                                    precision=precision, adapt_seconds=adapt_seconds)
+                                    precision=precision, adapt_seconds=adapt_seconds,
+                                    consistency=matched_consistency(consistency, degradation), views=views)
     estimates, seconds = {}, {}
     for name, baseline in (("cubic_spline", cubic_spline_baseline), ("bicubic", bicubic_baseline),
                            ("sinc", degrade.zero_fill_upsample_slices)):
@@ -141,6 +154,11 @@ def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
     return Comparison(hr=hr, lr=lr, estimates=estimates, region=metrics.evaluation_region(hr, mask),
                       slice_axis=axis, degradation=degradation, mask_given=mask is not None, engine=engine,
                       seconds=seconds)
+
+
+def matched_consistency(consistency: str, degradation: str) -> str:
+    """The engine's consistency model for LR made by ``degradation`` (``matched``: that degradation)."""
+    return degradation if consistency == MATCHED else consistency
 
 
 def score(comparison: Comparison) -> dict:
@@ -172,11 +190,12 @@ def score(comparison: Comparison) -> dict:
 def evaluate_volume(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
                     mask_kji: np.ndarray | None = None, degradation: str = "bicubic", model=None,
                     device: str = "auto", plane: str = "auto", progress: Progress | None = None,
-                    precision: str = "auto", adapt_seconds: float = 0.0) -> dict:
+                    precision: str = "auto", adapt_seconds: float = 0.0, consistency: str = MATCHED,
+                    views: int = DEFAULT_VIEWS) -> dict:
     """Simulated-LR scores of one HR volume (KJI voxels, IJK spacing in mm); see ``score``.
 
     ``mask_kji`` (same shape, > 0.5 is brain) selects the region, else the Otsu foreground.
     Use ``simulate`` and ``score`` separately to keep the image stacks (e.g. for a figure).
     """
     return score(simulate(hr_voxels_kji, spacing_ijk, mask_kji, degradation, model, device, plane, progress,
-                          precision, adapt_seconds))
+                          precision, adapt_seconds, consistency, views))

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..engine.acquisition import superresolve_acquired
+from ..engine.self_ensemble import DEFAULT_VIEWS
 from ..engine.volume import Progress
 from ..errors import UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
@@ -26,7 +27,8 @@ class StackOptions:
     ``output_type``: ``auto`` keeps an integer input's type (rounded) unless its top would clip
     (``imaging.intensity.integer_type_holds``), else float32; ``float32`` always; ``input`` the
     input's type, rounded and clipped. ``adapt_seconds`` over 0 first adapts a copy of the
-    model to the stack (``engine.adaptation``).
+    model to the stack (``engine.adaptation``). ``consistency`` and ``views``: see
+    ``engine.volume.superresolve``.
     """
 
     plane: str = "auto"
@@ -38,6 +40,8 @@ class StackOptions:
     extract_brain: bool = False
     replace_nonfinite: Optional[float] = None
     adapt_seconds: float = 0.0
+    consistency: str = "kspace"
+    views: int = DEFAULT_VIEWS
 
 
 @dataclass
@@ -135,7 +139,8 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
             components[..., component], volume.geometry.spacing, acquisition=options.acquisition, plane=plane,
             model=model,
             device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
-            progress=progress_for(label), precision=options.precision, adapt_seconds=options.adapt_seconds))
+            progress=progress_for(label), precision=options.precision, adapt_seconds=options.adapt_seconds,
+            consistency=options.consistency, views=options.views))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
     written, notes = [], plane_notes + [note for r in results for note in r.notes]

@@ -23,6 +23,7 @@ from ..imaging.mri_acquisition import simulate_acquisition
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
+from .consistent_output import project_batch, project_chunks
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -53,6 +54,7 @@ class TrainingConfig:
     seed: int = 0
     precision: str = "auto"  # engine.precision: bf16 autocast where the CPU or GPU runs it natively
     initial_model: str = ""  # TorchScript model to fine-tune from ("" = random initialisation)
+    consistent_output: bool = False  # loss and validation on the output made consistent with its LR, as the engine does
 
     @classmethod
     def paper(cls, **overrides) -> TrainingConfig:
@@ -174,8 +176,10 @@ def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: torch.device) -> dict[str, float]:
-    """Mean PSNR gain (dB) of the model over bicubic upsampling on tissue pixels, per degradation."""
+def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: torch.device,
+                    consistent_output: bool = False) -> dict[str, float]:
+    """Mean PSNR gain (dB) of the model over bicubic upsampling on tissue pixels, per degradation
+    (with ``consistent_output``, of its output projected onto the LR as the engine does)."""
     model.eval()
     gains: dict[str, float] = {}
     for degradation in ("bicubic", "kspace"):
@@ -184,7 +188,8 @@ def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: to
             hr = torch.from_numpy(image)[None, None].to(device)
             lr = downsample(hr, degradation)
             tissue = hr > FOREGROUND_LEVEL
-            mse_model = ((model(lr) - hr)[tissue] ** 2).mean()
+            estimate = project_batch(model(lr), lr, degradation) if consistent_output else model(lr)
+            mse_model = ((estimate - hr)[tissue] ** 2).mean()
             mse_bicubic = ((bicubic_upsample(lr) - hr)[tissue] ** 2).mean()
             values.append(10 * torch.log10(mse_bicubic / mse_model).item())
         gains[degradation] = float(np.mean(values))
@@ -254,6 +259,8 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(config, step)
         prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
+        if config.consistent_output:
+            prediction = project_chunks(prediction.float(), lr, degradations)
         loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,7 +270,7 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         steps_since_record += 1
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % validate_every == 0 or step == config.steps or out_of_time:
-            gains = validation_gain(model, val_slices, device)
+            gains = validation_gain(model, val_slices, device, config.consistent_output)
             record = {"step": step, "seconds": round(time.monotonic() - started, 1),
                       "loss": round(float(running) / steps_since_record, 6),
                       "val_gain_bicubic_db": round(gains["bicubic"], 4),
