@@ -181,6 +181,8 @@ class RRLSRNSuperResParameterNode:
     outputVolume - where the result goes; None creates a new volume named after the input.
     plane, device, precision, batchSize (0 = automatic), outputType - engine options.
     adaptToScan - first fine-tune a copy of the model on the stack itself (ADAPT_SECONDS).
+    keepMeasuredKSpace - make the output's central k-space exactly the input's (the scanner's
+        measurement); off for inputs edited after reconstruction (e.g. masked).
     brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
 
     The optional seed point list of "Create brain mask" (``seedSelector``) is read when the
@@ -193,6 +195,7 @@ class RRLSRNSuperResParameterNode:
     device: Device = Device.AUTO
     precision: Precision = Precision.AUTO
     adaptToScan: bool = False
+    keepMeasuredKSpace: bool = True
     batchSize: Annotated[int, WithinRange(0, 512)] = 0
     outputType: OutputType = OutputType.FLOAT32
     brainSegmentation: vtkMRMLSegmentationNode
@@ -382,6 +385,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             device=node.device.value,
             precision=node.precision.value,
             adaptSeconds=ADAPT_SECONDS if node.adaptToScan else 0.0,
+            consistency="kspace" if node.keepMeasuredKSpace else "none",
             batchSize=node.batchSize,
             keepInputType=node.outputType == OutputType.INPUT,
             brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
@@ -486,7 +490,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
                 precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
-                adaptSeconds: float = 0.0, progress: Optional[Progress] = None):
+                adaptSeconds: float = 0.0, consistency: str = "kspace", progress: Optional[Progress] = None):
         """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
 
         ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
@@ -494,12 +498,14 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         segment is then also written as a label map on the output's x2 grid
         (``brainMaskLabelmap(output)``). Raises ``SuperResolutionCancelled`` when ``progress``
         returns False (nothing is changed). ``adaptSeconds`` over 0 first adapts a copy of the
-        model to this stack (``engine.adaptation``).
+        model to this stack (``engine.adaptation``). ``consistency`` ``kspace`` keeps the input's
+        k-space in the output exactly, ``none`` gives the network's output as it is
+        (``imaging.consistency``).
         """
         from RRLSRNSuperResLib import superresolve_volume_node
 
         options = {"plane": plane, "batch_size": batchSize or None, "precision": precision,
-                   "adapt_seconds": adaptSeconds}
+                   "adapt_seconds": adaptSeconds, "consistency": consistency}
         if keepInputType:
             options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:

@@ -87,6 +87,19 @@ def test_logic_super_resolves_the_loaded_sample_onto_the_x2_grid(slicer_module):
     assert logic.describeSlicing(sample, "auto").endswith("effective in-plane resolution 1.125 x 1.125 mm, as acquired")
 
 
+def test_the_output_keeps_the_measured_kspace_unless_told_not_to(slicer_module):
+    from RRLSRNSuperResLib.imaging.degrade import downsample_slices
+
+    node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    measured = slicer.util.arrayFromVolume(node).astype(np.float32)
+    logic = slicer_module.RRLSRNSuperResLogic()
+    kept = slicer.util.arrayFromVolume(logic.process(node, device="cpu"))
+    free = slicer.util.arrayFromVolume(logic.process(node, device="cpu", consistency="none"))
+    tolerance = 1e-4 * np.ptp(measured)
+    np.testing.assert_allclose(downsample_slices(kept, "kspace"), measured, atol=tolerance)
+    assert np.abs(downsample_slices(free, "kspace") - measured).max() > 100 * tolerance
+
+
 def test_adapt_to_this_scan_runs_first_and_says_so_in_the_status_line(slicer_module):
     node = add_slab(load_sample(slicer_module), 10, 3, slice(112, 208))
     logic = slicer_module.RRLSRNSuperResLogic()

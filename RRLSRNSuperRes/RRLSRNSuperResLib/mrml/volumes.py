@@ -225,7 +225,8 @@ def superresolve_volume_node(
     **options : passed to ``engine.acquisition.superresolve_acquired`` (``acquisition``,
         default ``auto``: an interpolated stack is super-resolved on its acquisition grid) and
         on to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``, ``mask_kji`` on
-        the input grid in KJI order, ``output_dtype``, ``precision``).
+        the input grid in KJI order, ``output_dtype``, ``precision``, ``consistency``, ``views``,
+        ``adapt_seconds``).
 
     Returns
     -------
