@@ -7,95 +7,81 @@ onto the set of images whose degradation equals the LR,
 
     y' = y + D^+ (lr - D y),    D^+ = D^T (D D^T)^-1,
 
-keeps the network's guess only where the measurement says nothing. For k-space ``D^+`` is
-zero-filling with the Nyquist row and column doubled (closed form, two FFTs of the output);
-for bicubic it is conjugate gradients on ``D D^T``, with ``D^T`` from autograd.
+keeps the network's guess only where the measurement says nothing. Both pseudo-inverses
+are exact and cheap: for k-space, zero-filling with the LR's Nyquist row and column doubled;
+for the paper's bicubic degradation, which is separable, a pair of small pseudo-inverse
+matrices. The projection is differentiable, so training and adaptation can go through it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .degrade import DEGRADATIONS, downsample, zero_fill_upsample
 
 CONSISTENCY_MODELS = ("kspace", "bicubic", "none")
-_CG_ITERATIONS = 50
-_CG_TOLERANCE = 1e-14  # squared residual relative to the first: a residual 1e-7 of the LR
 
 
 def kspace_pseudo_inverse(residual: torch.Tensor) -> torch.Tensor:
-    """``D^+`` of ``kspace_downsample`` in closed form: zero-fill after doubling the LR's Nyquist row and column.
+    """``D^+`` of ``kspace_downsample``: zero-fill after doubling the LR's Nyquist row and column.
 
-    ``D^T`` is zero-filling / 4 and ``D D^T`` is diagonal in the LR's Fourier domain: 1/4,
+    ``D^T`` is zero-filling / 4, and ``D D^T`` is diagonal in the LR's Fourier domain: 1/4,
     but 1/8 on the Nyquist row and column of an even size, where the real part halves what
-    zero-filling puts there (tested against conjugate gradients).
+    zero-filling puts there (tested against the dense pseudo-inverse).
     """
     height, width = residual.shape[-2:]
-    weights = torch.ones(height, width, dtype=torch.float64)
+    weights = torch.ones(height, width, dtype=torch.float64, device=residual.device)
     if height % 2 == 0:
         weights[height // 2, :] = 2.0
     if width % 2 == 0:
         weights[:, width // 2] = 2.0
     boosted = torch.fft.ifft2(torch.fft.fft2(residual.to(torch.float64)) * weights).real
-    return zero_fill_upsample(boosted)
+    return zero_fill_upsample(boosted).to(residual.dtype)
 
 
-def _autograd_adjoint(shape: tuple[int, int], count: int, degradation: str, dtype) -> Callable:
-    """The adjoint of a linear degradation, as the vector-Jacobian product of one recorded pass."""
-    probe = torch.zeros((count, 1, *shape), dtype=dtype, requires_grad=True)
-    with torch.enable_grad():
-        degraded = downsample(probe, degradation)
-
-    def adjoint(lr: torch.Tensor) -> torch.Tensor:
-        (gradient,) = torch.autograd.grad(degraded, probe, lr, retain_graph=True)
-        return gradient
-
-    return adjoint
+@lru_cache(maxsize=16)
+def _bicubic_operator(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1D bicubic x1/2 matrix (``size/2 x size``) and its pseudo-inverse, float64."""
+    identity = torch.eye(size, dtype=torch.float64)[None, None]
+    matrix = F.interpolate(identity, size=(size // 2, size), mode="bicubic", antialias=True,
+                           align_corners=False)[0, 0]
+    return matrix, torch.linalg.pinv(matrix)
 
 
-def conjugate_gradient_pseudo_inverse(residual: torch.Tensor, shape: tuple[int, int],
-                                      degradation: str) -> torch.Tensor:
-    """``D^T (D D^T)^-1 residual`` for any linear degradation ``D``, by conjugate gradients."""
-    adjoint = _autograd_adjoint(shape, residual.shape[0], degradation, residual.dtype)
-    solution = torch.zeros_like(residual)
-    remainder = residual.clone()
-    direction = remainder.clone()
-    start = (remainder * remainder).sum()
-    current = start
-    for _ in range(_CG_ITERATIONS):
-        if current <= _CG_TOLERANCE * start:
-            break
-        mapped = downsample(adjoint(direction), degradation)
-        step = current / (direction * mapped).sum()
-        solution = solution + step * direction
-        remainder = remainder - step * mapped
-        previous, current = current, (remainder * remainder).sum()
-        direction = remainder + (current / previous) * direction
-    return adjoint(solution).detach()
+def bicubic_pseudo_inverse(residual: torch.Tensor) -> torch.Tensor:
+    """``D^+`` of ``bicubic_downsample``, which is ``M_r X M_c^T``: ``pinv(M_r) R pinv(M_c)^T``."""
+    height, width = residual.shape[-2:]
+    _, rows = _bicubic_operator(2 * height)
+    _, cols = _bicubic_operator(2 * width)
+    return rows.to(residual) @ residual @ cols.to(residual).T
 
 
-def project_onto_measurement(estimate: np.ndarray, lr: np.ndarray, model: str) -> np.ndarray:
-    """The estimate (``S x 2h x 2w``) nearest to ``estimate`` whose degradation is ``lr`` (``S x h x w``).
+def project(estimate: torch.Tensor, lr: torch.Tensor, model: str) -> torch.Tensor:
+    """``estimate`` (``N x 1 x 2h x 2w``) made consistent with ``lr`` (``N x 1 x h x w``) under ``model``.
 
-    ``model`` names the degradation the LR came through (``kspace`` for real MRI, ``bicubic``
-    for the paper's synthetic LR) or ``none`` (returned unchanged). Float64 inside,
-    float32 out.
+    Differentiable in ``estimate``; ``none`` returns it unchanged.
     """
     if model not in CONSISTENCY_MODELS:
         raise ValueError(f"unknown consistency model {model!r}; choose one of {', '.join(CONSISTENCY_MODELS)}")
     if model == "none":
         return estimate
     assert model in DEGRADATIONS
-    shape = (estimate.shape[-2], estimate.shape[-1])
-    if shape != (2 * lr.shape[-2], 2 * lr.shape[-1]):
-        raise ValueError(f"estimate {estimate.shape} is not the x2 grid of LR {lr.shape}")
+    if estimate.shape[-2:] != (2 * lr.shape[-2], 2 * lr.shape[-1]):
+        raise ValueError(f"estimate {tuple(estimate.shape)} is not the x2 grid of LR {tuple(lr.shape)}")
+    residual = lr.to(estimate) - downsample(estimate, model)
+    inverse = kspace_pseudo_inverse if model == "kspace" else bicubic_pseudo_inverse
+    return estimate + inverse(residual)
+
+
+def project_onto_measurement(estimate: np.ndarray, lr: np.ndarray, model: str) -> np.ndarray:
+    """:func:`project` of numpy stacks (``S x 2h x 2w`` onto ``S x h x w``), float64 inside, float32 out."""
+    if model == "none":
+        return estimate
     with torch.no_grad():
         y = torch.from_numpy(np.ascontiguousarray(estimate, dtype=np.float64))[:, None]
         measured = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float64))[:, None]
-        residual = measured - downsample(y, model)
-        correction = (kspace_pseudo_inverse(residual) if model == "kspace"
-                      else conjugate_gradient_pseudo_inverse(residual, shape, model))
-        return (y + correction)[:, 0].numpy().astype(np.float32)
+        return project(y, measured, model)[:, 0].numpy().astype(np.float32)

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from ..engine.precision import resolve_precision
+from ..imaging.consistency import project
 from ..imaging.degrade import bicubic_upsample, downsample
 from ..imaging.mri_acquisition import simulate_acquisition
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
-from .consistent_output import project_batch, project_chunks
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -133,6 +133,14 @@ def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str],
     return lr[..., m // 2: -(m // 2), m // 2: -(m // 2)], hr_with_margin[..., m:-m, m:-m]
 
 
+def project_consistent(prediction: torch.Tensor, lr: torch.Tensor, degradations: list[str]) -> torch.Tensor:
+    """Each equal chunk of the batch (``make_pairs`` order) made consistent with its LR, as the engine
+    does; acquisition-model LR is a blurred, noisy central k-space, so it is projected as k-space."""
+    chunks = zip(torch.tensor_split(prediction, len(degradations)), torch.tensor_split(lr, len(degradations)),
+                 degradations)
+    return torch.cat([project(p, x, "kspace" if name == "acquisition" else name) for p, x, name in chunks if len(p)])
+
+
 def batch_degradations(config: TrainingConfig) -> list[str]:
     """One entry per equal chunk of the batch: k-space and acquisition shares to 1/4, the rest bicubic."""
     kspace, acquisition = round(4 * config.kspace_fraction), round(4 * config.acquisition_fraction)
@@ -188,7 +196,7 @@ def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: to
             hr = torch.from_numpy(image)[None, None].to(device)
             lr = downsample(hr, degradation)
             tissue = hr > FOREGROUND_LEVEL
-            estimate = project_batch(model(lr), lr, degradation) if consistent_output else model(lr)
+            estimate = project(model(lr), lr, degradation) if consistent_output else model(lr)
             mse_model = ((estimate - hr)[tissue] ** 2).mean()
             mse_bicubic = ((bicubic_upsample(lr) - hr)[tissue] ** 2).mean()
             values.append(10 * torch.log10(mse_bicubic / mse_model).item())
@@ -260,7 +268,7 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
             group["lr"] = learning_rate_at(config, step)
         prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
         if config.consistent_output:
-            prediction = project_chunks(prediction.float(), lr, degradations)
+            prediction = project_consistent(prediction.float(), lr, degradations)
         loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
