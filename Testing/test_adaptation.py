@@ -64,3 +64,15 @@ def test_superresolve_adapts_first_with_progress_and_cancel(brain_slices):
                      progress=lambda fraction, message: not message.startswith("adapting to this scan: step"))
     with pytest.raises(UserInputError):
         superresolve(voxels[:1], spacing, device="cpu", adapt_seconds=1.0)
+
+
+@pytest.mark.parametrize("consistency", ["kspace", "bicubic"])
+def test_the_guard_scores_the_output_as_the_engine_delivers_it(brain_slices, consistency):
+    """Projected onto its input, each held-out estimate can only come nearer its target (which is
+    consistent with that input), so the delivered PSNR is never below the bare network's."""
+    voxels, _ = brain_slices
+    model, _ = resolve_model(None)
+    pairs = adaptation._Pairs(voxels / np.percentile(voxels, 99), torch.device("cpu"), consistency)
+    bare = adaptation.held_out_psnr(model, pairs, None)
+    delivered = adaptation.held_out_psnr(model, pairs, None, consistency)
+    assert delivered > bare + 0.05

@@ -1,10 +1,14 @@
 """Adapt the model to this scan (``--adapt SECONDS``): self-supervised fine-tuning on its own slices.
 
 Zero-shot super-resolution (Shocher et al., CVPR 2018) in-plane, as SMORE/ECLARE do through-plane:
-the input's slices, degraded x2 by the k-space acquisition model, are the inputs and the
+the input's slices, degraded x2 by the k-space acquisition model (or the bicubic degradation,
+when the engine is told the input came through it), are the inputs and the
 slices themselves the targets. A copy of the model is fine-tuned on patches of these pairs
 with the paper's loss for the given seconds (bf16 where the hardware runs it natively), so it
 learns this scan's anatomy, contrast and degradation one octave down, and applies it one up.
+
+Loss and guard see the output as the engine delivers it: made consistent with its input
+(``imaging.consistency``) when the engine projects, so the copy learns only the unmeasured band.
 
 A guard: every ``HOLDOUT_EVERY``-th slice is held out of the fine-tuning, and the adapted copy
 is kept only if it restores those slices (from their own x2 degradation) better than the
@@ -25,7 +29,8 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from ..imaging.degrade import crop_to_even, kspace_downsample
+from ..imaging.consistency import project
+from ..imaging.degrade import crop_to_even, downsample
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 
@@ -58,12 +63,12 @@ class Adaptation:
 
 
 class _Pairs:
-    """The slices (targets) and their x2 k-space degradations (inputs), split into learn and hold-out."""
+    """The slices (targets) and their x2 degradations (inputs), split into learn and hold-out."""
 
-    def __init__(self, normalised_slices: np.ndarray, device: torch.device):
+    def __init__(self, normalised_slices: np.ndarray, device: torch.device, degradation: str = "kspace"):
         targets = torch.from_numpy(np.ascontiguousarray(crop_to_even(normalised_slices), dtype=np.float32))[:, None]
         with torch.no_grad():
-            inputs = kspace_downsample(targets)
+            inputs = downsample(targets, degradation)
         held = np.zeros(len(targets), dtype=bool)
         held[HOLDOUT_EVERY - 1:: HOLDOUT_EVERY] = True
         if not held.any():
@@ -102,26 +107,36 @@ def trainable_copy(model: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     return copied.train()
 
 
+def _delivered(model: torch.nn.Module, inputs: torch.Tensor, dtype: Optional[torch.dtype],
+               consistency: str) -> torch.Tensor:
+    """The model's output on ``inputs`` as the engine delivers it (projected under ``consistency``)."""
+    return project(forward_mixed(model, inputs, dtype).float(), inputs, consistency)
+
+
 @torch.no_grad()
-def held_out_psnr(model: torch.nn.Module, pairs: _Pairs, dtype: Optional[torch.dtype]) -> float:
+def held_out_psnr(model: torch.nn.Module, pairs: _Pairs, dtype: Optional[torch.dtype],
+                  consistency: str = "none") -> float:
     """PSNR (peak 1 = the normalised tissue level) of the model on the held-out slices' pairs."""
     inputs, targets = pairs.check
-    squared = [((forward_mixed(model, x[None], dtype) - y[None]) ** 2).mean() for x, y in zip(inputs, targets)]
+    squared = [((_delivered(model, x[None], dtype, consistency) - y[None]) ** 2).mean()
+               for x, y in zip(inputs, targets)]
     return float(-10 * torch.log10(torch.stack(squared).mean()))
 
 
 def adapt_to_scan(model: torch.jit.ScriptModule, normalised_slices: np.ndarray, seconds: float,
                   device: torch.device, dtype: Optional[torch.dtype],
-                  report: Callable[[float, str], None]) -> tuple[torch.jit.ScriptModule, Adaptation]:
+                  report: Callable[[float, str], None],
+                  consistency: str = "none") -> tuple[torch.jit.ScriptModule, Adaptation]:
     """A copy of ``model`` fine-tuned on the slices (``S x H x W``, normalised) for ``seconds``, if it
     beats the generic model on the held-out slices; else ``model`` itself. ``report(fraction, message)``
-    may raise to cancel."""
+    may raise to cancel. ``consistency``: the engine's projection, applied in the loss and the guard."""
     if len(normalised_slices) < MIN_SLICES or min(normalised_slices.shape[1:]) < 8:
         raise UserInputError(f"adapting to a scan needs {MIN_SLICES} slices of 8 x 8 pixels or more")
     started = time.monotonic()
     rng = np.random.default_rng(0)
-    pairs = _Pairs(normalised_slices, device)
-    generic_psnr = held_out_psnr(model, pairs, dtype)
+    # The input came through the degradation it is made consistent with; k-space (MRI) when none is named.
+    pairs = _Pairs(normalised_slices, device, "kspace" if consistency == "none" else consistency)
+    generic_psnr = held_out_psnr(model, pairs, dtype, consistency)
     adapted = trainable_copy(model)
     optimiser = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=LEARNING_RATE)
     steps = 0
@@ -131,8 +146,8 @@ def adapt_to_scan(model: torch.jit.ScriptModule, normalised_slices: np.ndarray, 
             inputs, targets = pairs.batch(rng)
             for group in optimiser.param_groups:
                 group["lr"] = LEARNING_RATE * min(1.0, (steps + 1) / WARMUP_STEPS)
-            loss = rrlsrn_loss(forward_mixed(adapted, inputs.contiguous(memory_format=torch.channels_last), dtype),
-                               targets)
+            loss = rrlsrn_loss(_delivered(adapted, inputs.contiguous(memory_format=torch.channels_last), dtype,
+                                          consistency), targets)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -140,7 +155,7 @@ def adapt_to_scan(model: torch.jit.ScriptModule, normalised_slices: np.ndarray, 
             elapsed = time.monotonic() - started
             report(min(elapsed / seconds, 1.0), f"adapting to this scan: step {steps}, {elapsed:.0f}/{seconds:.0f} s")
     adapted.eval()
-    adapted_psnr = held_out_psnr(adapted, pairs, dtype)
+    adapted_psnr = held_out_psnr(adapted, pairs, dtype, consistency)
     kept = adapted_psnr > generic_psnr
     outcome = Adaptation(steps, time.monotonic() - started, generic_psnr, adapted_psnr, kept)
     return (adapted if kept else model), outcome

@@ -178,7 +178,8 @@ def superresolve(
     notes: list[str] = []
     if adapt_seconds > 0:
         network, adaptation = adapt_to_scan(network, scale.normalise(slices), adapt_seconds, torch_device,
-                                            compute_dtype, lambda fraction, message: report(fraction / 2, message))
+                                            compute_dtype, lambda fraction, message: report(fraction / 2, message),
+                                            consistency)
         notes.append(adaptation.describe())
         report = _Reporter(progress, offset=0.5)
     output = np.empty(tuple(n * (1 if a == numpy_axis(axis) else 2) for a, n in enumerate(voxels.shape)),
