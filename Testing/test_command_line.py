@@ -301,6 +301,10 @@ def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp
     assert figures["fraction_of_same_precision_matmul"] == pytest.approx(
         figures["achieved_gflops"] / figures["matmul_bf16_gflops"], rel=0.01)
     assert figures["peak_host_memory_mb"] > 100
+    assert (figures["consistency"], figures["views"]) == ("kspace", 2)
+    assert main(["bench", str(source), "--device", "cpu", "--repeats", "1", "--views", "1", "--json", str(report)]) == 0
+    single = json.loads(report.read_text())
+    assert single["model_gflop_fp32_counted"] == pytest.approx(figures["model_gflop_fp32_counted"] / 2, rel=0.02)
 
 
 def test_a_dicom_series_is_sliced_along_its_slice_normal(tmp_path, mrml_tiny_model_path, capsys):

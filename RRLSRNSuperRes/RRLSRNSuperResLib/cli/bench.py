@@ -2,6 +2,8 @@
 
 The matmul rate, measured in the same process just before, is what this machine's cores can
 do in the best case, so "fraction of matmul" is comparable across machines; seconds are not.
+The FLOPs are the network's, times the self-ensemble views; the seconds also hold the
+consistency projection (``--consistency none --views 1`` times the bare network).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import torch
 
 from ..engine.devices import DEVICES
 from ..engine.precision import PRECISIONS
+from ..imaging.consistency import CONSISTENCY_MODELS
 from ..io.atomic_files import write_json
+from .engine_options import add_output_options
 
 _MATMUL_SIDE = 2048
 _PROBE_SIDE = 64
@@ -29,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
     parser.add_argument("--mask", type=Path, help="also time the brain-box restricted run with this mask")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    add_output_options(parser, CONSISTENCY_MODELS, "kspace", "as for rrlsrn superres (default kspace)")
 
 
 def _synchronise(device: torch.device) -> None:
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     compute_dtype = resolve_precision(args.precision, device)
     model, _ = resolve_model(None)
-    flops = model_flops_per_lr_pixel(model) * volume.voxels.size
+    flops = model_flops_per_lr_pixel(model) * volume.voxels.size * args.views
     ceiling_fp32 = matmul_gflops(device)
     ceiling_same = ceiling_fp32 if compute_dtype is None else matmul_gflops(device, compute_dtype)
     if device.type == "cuda":
@@ -99,13 +104,14 @@ def run(args: argparse.Namespace) -> int:
 
     def full() -> None:
         superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
-                     precision=args.precision)
+                     precision=args.precision, consistency=args.consistency, views=args.views)
 
     seconds = _median_seconds(full, args.repeats)
     slices = volume.voxels.shape[numpy_axis(slice_axis(volume.geometry.spacing, size=volume.geometry.size))]
     achieved = flops / seconds / 1e9
     figures = {"input": str(args.input or sample_volume_path()), "voxels": list(volume.voxels.shape),
                "device": device.type, "precision": precision_name(compute_dtype),
+               "consistency": args.consistency, "views": args.views,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "seconds_median": round(seconds, 3), "slices_per_second": round(slices / seconds, 2),
                "model_gflop_fp32_counted": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
         def box() -> None:
             superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
-                         mask_kji=mask, precision=args.precision)
+                         mask_kji=mask, precision=args.precision, consistency=args.consistency, views=args.views)
 
         figures["box_seconds_median"] = round(_median_seconds(box, args.repeats), 3)
         figures["box_speedup"] = round(seconds / figures["box_seconds_median"], 2)
