@@ -153,16 +153,19 @@ def test_batch_shares_of_the_three_degradations():
         batch_degradations(TrainingConfig(kspace_fraction=0.75, acquisition_fraction=0.5))
 
 
-def test_consistent_output_training_validates_the_projected_output(tmp_path):
+@pytest.mark.parametrize("bare_loss_weight", [0.0, 1.0])
+def test_consistent_output_training_validates_the_projected_output(tmp_path, bare_loss_weight):
     """With ``consistent_output`` the loss and the validation see the output the engine delivers."""
     from RRLSRNSuperResLib.training.loop import validation_gain, validation_slices
 
     volumes = smooth_volumes(1, "train") + smooth_volumes(1, "val")
     network = NetworkConfig(depth=1, channels=4)
-    config = TrainingConfig(network=network, steps=4, batch=4, patch=16, consistent_output=True)
+    config = TrainingConfig(network=network, steps=4, batch=4, patch=16, consistent_output=True,
+                            bare_loss_weight=bare_loss_weight)
     train(volumes, config, tmp_path, torch.device("cpu"), validate_every=2, log=lambda line: None)
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["config"].consistent_output and [h["step"] for h in state["history"]] == [2, 4]
+    assert state["config"].bare_loss_weight == bare_loss_weight
     model = RRLSRN(network)
     model.load_state_dict(state["model"])
     slices = validation_slices([v for v in volumes if v.role == "val"])

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consistent-output", action="store_true", default=None,
                         help="train and validate on the output made consistent with its LR (as rrlsrn superres "
                              "makes it), so the network learns only what the LR leaves open")
+    parser.add_argument("--bare-loss-weight", type=float,
+                        help="with --consistent-output: weight of the loss of the unprojected output (default 1; "
+                             "0 lets the network drift from the LR, and then it is poor with --consistency none)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--time-limit", type=float, help="stop (resumably) after this many minutes")
@@ -61,7 +64,8 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
                             image_branch=not args.no_image_branch)
     overrides = {name: getattr(args, name) for name in
                  ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction",
-                  "acquisition_fraction", "seed", "precision", "warmup_steps", "consistent_output")
+                  "acquisition_fraction", "seed", "precision", "warmup_steps", "consistent_output",
+                  "bare_loss_weight")
                  if getattr(args, name) is not None}
     if args.initial_model:
         overrides["initial_model"] = str(args.initial_model)

@@ -55,6 +55,8 @@ class TrainingConfig:
     precision: str = "auto"  # engine.precision: bf16 autocast where the CPU or GPU runs it natively
     initial_model: str = ""  # TorchScript model to fine-tune from ("" = random initialisation)
     consistent_output: bool = False  # loss and validation on the output made consistent with its LR, as the engine does
+    bare_loss_weight: float = 1.0  # with consistent_output: weight of the unprojected output's loss, which keeps the
+    # network usable without the projection (--consistency none); 0 trains through the projection only
 
     @classmethod
     def paper(cls, **overrides) -> TrainingConfig:
@@ -268,8 +270,12 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
             group["lr"] = learning_rate_at(config, step)
         prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
         if config.consistent_output:
-            prediction = project_consistent(prediction.float(), lr, degradations)
-        loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
+            bare = prediction.float()
+            loss = rrlsrn_loss(project_consistent(bare, lr, degradations), hr, config.gdl_weight)
+            if config.bare_loss_weight:
+                loss = loss + config.bare_loss_weight * rrlsrn_loss(bare, hr, config.gdl_weight)
+        else:
+            loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
