@@ -13,9 +13,10 @@ Loss and guard see the output as the engine delivers it: made consistent with it
 A guard: every ``HOLDOUT_EVERY``-th slice is held out of the fine-tuning, and the adapted copy
 is kept only if it restores those slices (from their own x2 degradation) better than the
 generic model; otherwise the generic model runs. The note says which. The guard measures one
-octave below the output, so it cannot see every harm at the output's scale: on smooth
-reconstructions cut into stacks it passed copies that lost over 1 dB there (README). Hence
-opt-in, and labelled experimental.
+octave below the output, so it cannot see every harm at the output's scale: before the
+projection, on smooth reconstructions cut into stacks, it passed a copy that lost 1.2 dB there
+(README); with it, every copy on those stacks gained, but the SSIM of the fetal ones fell a
+little. Hence opt-in (it also costs a minute), and labelled experimental.
 """
 
 from __future__ import annotations
