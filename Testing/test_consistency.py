@@ -42,6 +42,13 @@ def test_the_projection_brings_the_estimate_nearer_to_every_image_with_that_meas
                                atol=1e-5)
 
 
+def test_a_long_stack_is_projected_in_parts_like_one_slice_at_a_time():
+    estimate, lr = _smooth_images(19, 32, 24, seed=6), _smooth_images(19, 16, 12, seed=7)
+    whole = project_onto_measurement(estimate, lr, "kspace")
+    single = np.concatenate([project_onto_measurement(estimate[i:i + 1], lr[i:i + 1], "kspace") for i in range(19)])
+    np.testing.assert_allclose(whole, single, atol=1e-6)
+
+
 def test_none_returns_the_estimate_and_a_wrong_grid_is_refused():
     estimate, lr = np.ones((1, 8, 8), np.float32), np.ones((1, 4, 4), np.float32)
     assert project_onto_measurement(estimate, lr, "none") is estimate

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from .degrade import DEGRADATIONS, downsample, zero_fill_upsample
 
 CONSISTENCY_MODELS = ("kspace", "bicubic", "none")
+_SLICES_AT_ONCE = 8
 
 
 def kspace_pseudo_inverse(residual: torch.Tensor) -> torch.Tensor:
@@ -78,10 +79,17 @@ def project(estimate: torch.Tensor, lr: torch.Tensor, model: str) -> torch.Tenso
 
 
 def project_onto_measurement(estimate: np.ndarray, lr: np.ndarray, model: str) -> np.ndarray:
-    """:func:`project` of numpy stacks (``S x 2h x 2w`` onto ``S x h x w``), float64 inside, float32 out."""
+    """:func:`project` of numpy stacks (``S x 2h x 2w`` onto ``S x h x w``), float64 inside, float32 out.
+
+    A few slices at a time, so a large GPU batch does not need its whole float64 spectrum in memory.
+    """
     if model == "none":
         return estimate
+    out = np.empty(estimate.shape, dtype=np.float32)
     with torch.no_grad():
-        y = torch.from_numpy(np.ascontiguousarray(estimate, dtype=np.float64))[:, None]
-        measured = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float64))[:, None]
-        return project(y, measured, model)[:, 0].numpy().astype(np.float32)
+        for start in range(0, len(estimate), _SLICES_AT_ONCE):
+            part = slice(start, start + _SLICES_AT_ONCE)
+            y = torch.from_numpy(np.ascontiguousarray(estimate[part], dtype=np.float64))[:, None]
+            measured = torch.from_numpy(np.ascontiguousarray(lr[part], dtype=np.float64))[:, None]
+            out[part] = project(y, measured, model)[:, 0].numpy()
+    return out
