@@ -213,7 +213,8 @@ def superresolve(
                                    2 * window.left: 2 * window.right]
             target[...] = scale.restore(result)
             whole = output_slices[done: done + len(chunk)]
-            whole[...] = project_onto_measurement(whole, chunk, consistency)
+            if consistency != "none":
+                whole[...] = project_onto_measurement(whole, chunk, consistency)
             _keep_constant_slices(chunk, whole)
             done += len(chunk)
             report(done / count, f"{done}/{count} slices")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .degrade import DEGRADATIONS, downsample, zero_fill_upsample
 
-CONSISTENCY_MODELS = ("kspace", "bicubic", "none")
+CONSISTENCY_MODELS = (*DEGRADATIONS, "none")  # each degradation, or no projection
 _SLICES_AT_ONCE = 8
 
 
@@ -45,20 +45,20 @@ def kspace_pseudo_inverse(residual: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=16)
-def _bicubic_operator(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 1D bicubic x1/2 matrix (``size/2 x size``) and its pseudo-inverse, float64."""
+def _bicubic_pseudo_inverse_matrix(size: int) -> torch.Tensor:
+    """The pseudo-inverse (``size x size/2``, float64) of the 1D bicubic x1/2 matrix."""
     identity = torch.eye(size, dtype=torch.float64)[None, None]
     matrix = F.interpolate(identity, size=(size // 2, size), mode="bicubic", antialias=True,
                            align_corners=False)[0, 0]
-    return matrix, torch.linalg.pinv(matrix)
+    return torch.linalg.pinv(matrix)
 
 
 def bicubic_pseudo_inverse(residual: torch.Tensor) -> torch.Tensor:
     """``D^+`` of ``bicubic_downsample``, which is ``M_r X M_c^T``: ``pinv(M_r) R pinv(M_c)^T``."""
     height, width = residual.shape[-2:]
-    _, rows = _bicubic_operator(2 * height)
-    _, cols = _bicubic_operator(2 * width)
-    return rows.to(residual) @ residual @ cols.to(residual).T
+    rows = _bicubic_pseudo_inverse_matrix(2 * height).to(residual)
+    cols = _bicubic_pseudo_inverse_matrix(2 * width).to(residual)
+    return rows @ residual @ cols.T
 
 
 def project(estimate: torch.Tensor, lr: torch.Tensor, model: str) -> torch.Tensor:
@@ -70,7 +70,6 @@ def project(estimate: torch.Tensor, lr: torch.Tensor, model: str) -> torch.Tenso
         raise ValueError(f"unknown consistency model {model!r}; choose one of {', '.join(CONSISTENCY_MODELS)}")
     if model == "none":
         return estimate
-    assert model in DEGRADATIONS
     if estimate.shape[-2:] != (2 * lr.shape[-2], 2 * lr.shape[-1]):
         raise ValueError(f"estimate {tuple(estimate.shape)} is not the x2 grid of LR {tuple(lr.shape)}")
     residual = lr.to(estimate) - downsample(estimate, model)
