@@ -151,6 +151,14 @@ def batch_degradations(config: TrainingConfig) -> list[str]:
     return ["bicubic"] * (4 - kspace - acquisition) + ["kspace"] * kspace + ["acquisition"] * acquisition
 
 
+def selection_gain(record: dict, config: TrainingConfig) -> float:
+    """The validation gain a checkpoint is chosen by: over the degradations it is trained on
+    (a bicubic-only model, such as the paper's recipe, is not judged on k-space LR)."""
+    if set(batch_degradations(config)) == {"bicubic"}:
+        return record["val_gain_bicubic_db"]
+    return record["val_gain_mean"]
+
+
 def learning_rate_at(config: TrainingConfig, step: int) -> float:
     warmup = min((step + 1) / config.warmup_steps, 1.0) if config.warmup_steps else 1.0
     if config.halve_every_steps:
@@ -257,7 +265,7 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
     sampler = PatchSampler(train_volumes, config.patch + 2 * DEGRADATION_MARGIN, config.seed + step)
     degradations = batch_degradations(config)
     rng = np.random.default_rng(config.seed + 1 + step)
-    best_gain = max((h["val_gain_mean"] for h in history), default=-math.inf)
+    best_gain = max((selection_gain(h, config) for h in history), default=-math.inf)
     started = time.monotonic()
     # The mean training loss since the last record, summed on the device (no sync per step).
     running, steps_since_record = torch.zeros((), device=device), 0
@@ -294,8 +302,8 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
             history.append(record)
             log(json.dumps(record))
             save_checkpoint(last, model, optimizer, step, config, history)
-            if record["val_gain_mean"] > best_gain:
-                best_gain = record["val_gain_mean"]
+            if selection_gain(record, config) > best_gain:
+                best_gain = selection_gain(record, config)
                 save_checkpoint(best, model, optimizer, step, config, history)
         if out_of_time:
             log(f"time limit reached at step {step}; resume with --resume")
