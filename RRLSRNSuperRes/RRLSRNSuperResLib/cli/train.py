@@ -73,6 +73,11 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
                                                                                                 **overrides)
 
 
+def _print_now(line: str) -> None:
+    """A run lasts hours and its output is often a log file: show each record when it is made."""
+    print(line, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.devices import select_device
     from ..errors import UserInputError
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     best = train(volumes, config, args.out, device, resume=args.resume,
                  time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                 validate_every=args.validate_every)
+                 validate_every=args.validate_every, log=_print_now)
     state = load_checkpoint(best)
     summary = {"best_step": state["step"], "history": state["history"], "config": state["config"].to_dict(),
                "device": str(device), "session_seconds": round(time.monotonic() - started, 1)}
