@@ -302,8 +302,9 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
             history.append(record)
             log(json.dumps(record))
             save_checkpoint(last, model, optimizer, step, config, history)
-            if selection_gain(record, config) > best_gain:
-                best_gain = selection_gain(record, config)
+            gain = selection_gain(record, config)
+            if gain > best_gain:
+                best_gain = gain
                 save_checkpoint(best, model, optimizer, step, config, history)
         if out_of_time:
             log(f"time limit reached at step {step}; resume with --resume")
