@@ -58,7 +58,9 @@ class SuperResolutionResult:
     precision: str = "fp32"
 
 
-@lru_cache(maxsize=4)
+# Room for every model one report runs (two bundled RRLSRN, SRCNN, three ablations): a smaller
+# cache reloads each model for every volume, and the runtime table would time the loading.
+@lru_cache(maxsize=8)
 def _cached_model(path: str | None) -> tuple[torch.jit.ScriptModule, int]:
     model = load_model(Path(path) if path else None)
     return model, receptive_radius(model)
