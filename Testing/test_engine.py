@@ -244,6 +244,21 @@ def test_more_self_ensemble_views_change_the_output_but_not_its_place(sample_cro
     assert np.abs(one - two).mean() < 0.01 * np.ptp(voxels)
 
 
+def test_without_a_model_bicubic_lr_goes_to_the_bundled_bicubic_model(sample_crop):
+    """The consistency model names how the LR was made; it also picks the model trained for it."""
+    from RRLSRNSuperResLib.resources import bundled_model_path
+
+    voxels, _, spacing = sample_crop
+    voxels = voxels[:1, :48, :48]
+
+    def run(**options):
+        return superresolve(voxels, spacing, device="cpu", views=1, consistency="bicubic", **options).voxels
+
+    default, mri = run(), run(model=bundled_model_path("kspace"))
+    np.testing.assert_array_equal(default, run(model=bundled_model_path("bicubic")))
+    assert not np.allclose(default, mri, atol=1e-3 * np.ptp(voxels)), "the two bundled models differ"
+
+
 @pytest.mark.parametrize("options, message", [({"consistency": "sinc"}, "consistency"), ({"views": 3}, "views")])
 def test_unknown_consistency_or_view_count_is_refused(sample_crop, options, message):
     voxels, _, spacing = sample_crop

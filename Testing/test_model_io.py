@@ -22,11 +22,23 @@ class _RunsCodeWhenUnpickled:
         return (Path.write_text, (self.marker, "code ran"))
 
 
-def test_bundled_model_matches_its_card_and_maps_x2():
-    card = model_io.read_model_card()
-    assert card["sha256"] == model_io.sha256_of(bundled_model_path())
-    model = model_io.load_model()
+@pytest.mark.parametrize("consistency", ["kspace", "bicubic"])
+def test_each_bundled_model_matches_its_card_and_maps_x2(consistency):
+    path = bundled_model_path(consistency)
+    card = model_io.read_model_card(path.with_suffix(".json"))
+    assert card["sha256"] == model_io.sha256_of(path) and card["file"] == path.name
+    identity = model_io.model_identity(None, consistency)
+    assert identity == {"name": card["name"], "path": str(path), "bundled": True, "sha256": card["sha256"]}
+    model = model_io.load_model(path)
     assert model(torch.rand(3, 1, 17, 9)).shape == (3, 1, 34, 18)
+
+
+def test_mri_stacks_and_bicubic_lr_get_their_own_bundled_models():
+    """The model fine-tuned on bicubic LR alone serves only LR said to be made that way."""
+    assert bundled_model_path() == bundled_model_path("kspace") == bundled_model_path("none")
+    assert bundled_model_path("bicubic") != bundled_model_path()
+    assert model_io.read_model_card(bundled_model_path("bicubic").with_suffix(".json"))["training"]["config"][
+        "kspace_fraction"] == 0.0
 
 
 def test_a_pickle_is_refused_without_running_its_code(tmp_path):
@@ -55,6 +67,6 @@ def test_a_model_that_is_not_x2_is_refused(tmp_path):
 def test_a_bundled_model_that_does_not_match_its_card_is_refused(tmp_path, monkeypatch):
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"sha256": "0" * 64}))
-    monkeypatch.setattr(model_io, "bundled_model_card_path", lambda: card)
+    monkeypatch.setattr(model_io, "bundled_card_of", lambda path: card)
     with pytest.raises(UserInputError, match="SHA256"):
         model_io.load_model()

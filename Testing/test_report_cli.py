@@ -80,6 +80,7 @@ def test_report_writes_the_tables_json_and_figures(volumes, tmp_path, capsys):
     assert report["learned_models"] == {"consistency": "matched", "views": 2}
     assert "outputs made consistent with the LR" in (out / "report.md").read_text(encoding="utf-8")
     assert report["ablations"]["no_gdl"]["full_model"] == model
+    assert [report["models"][f"rrlsrn_{d}"]["path"] for d in ("bicubic", "kspace")] == [model, model]
     assert report["degradations"]["kspace"]["methods"]["sinc"]["psnr"]["mean"] > \
         report["degradations"]["kspace"]["methods"]["cubic"]["psnr"]["mean"]  # sinc inverts k-space LR
     runtime = report["runtime"]

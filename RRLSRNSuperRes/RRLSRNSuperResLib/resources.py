@@ -16,12 +16,27 @@ def resource_path(*parts: str) -> Path:
     return RESOURCES.joinpath(*parts)
 
 
-def bundled_model_path() -> Path:
-    return resource_path("Models", "rrlsrn_x2.pt")
+# The bundled RRLSRN model for each way the LR was made (the engine's consistency model). MRI
+# stacks, and inputs whose k-space is no longer a measurement, get the model trained on k-space
+# and bicubic LR alike; LR made by the paper's bicubic downsampling gets the model fine-tuned on
+# that alone, as the paper's own model was trained.
+_MRI_MODEL = "rrlsrn_x2"
+_MODEL_FOR_CONSISTENCY = {"bicubic": "rrlsrn_x2_bicubic"}
 
 
-def bundled_model_card_path() -> Path:
-    return resource_path("Models", "rrlsrn_x2.json")
+def bundled_model_path(consistency: str = "kspace") -> Path:
+    return resource_path("Models", _MODEL_FOR_CONSISTENCY.get(consistency, _MRI_MODEL) + ".pt")
+
+
+def bundled_model_card_path(consistency: str = "kspace") -> Path:
+    return bundled_model_path(consistency).with_suffix(".json")
+
+
+def bundled_card_of(model_path: Path) -> Path | None:
+    """The card of a bundled RRLSRN model file, whose SHA256 it must match; None for other files."""
+    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values())
+    bundled = {resource_path("Models", name + ".pt").resolve() for name in names}
+    return model_path.with_suffix(".json") if model_path.resolve() in bundled else None
 
 
 def bundled_srcnn_path() -> Path:

@@ -40,11 +40,11 @@ class Task:
     command: tuple[str, ...]
 
 
-def sidecar_model(model_path: Path | None) -> dict[str, str]:
+def sidecar_model(model_path: Path | None, consistency: str) -> dict[str, str]:
     """The model as the sidecars name it: Name, File (the bundled file's name, else its path) and SHA256."""
     from ..model.artifact import model_identity
 
-    identity = model_identity(model_path)
+    identity = model_identity(model_path, consistency)
     file = Path(identity["path"]).name if identity["bundled"] else str(Path(identity["path"]).resolve())
     return {"Name": identity["name"], "File": file, "SHA256": identity["sha256"]}
 
@@ -125,7 +125,7 @@ def run_participants(bids_dir: Path, output_dir: Path, stacks: list[Stack], *, m
     """Process every stack, report each result, write the dataset description and the run's log."""
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / "dataset_description.json", dataset_description(bids_dir, mask_dir))
-    model = sidecar_model(model_path)
+    model = sidecar_model(model_path, options.consistency)
     tasks = [Task(stack, output_dir, model_path, model, options, mask_dir, overwrite, tuple(command))
              for stack in stacks]
     log = {"command": command, "started": datetime.now(timezone.utc).isoformat(), "model": model,

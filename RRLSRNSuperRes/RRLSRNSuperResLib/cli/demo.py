@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     scores = simulated_lr.score(comparison)
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"command": "rrlsrn demo", "hr": sample_volume_path(), "mask": sample_mask_path(),
-                              "model": model_identity(None), "superresolution": superres,
+                              "model": model_identity(None), "evaluation_model": model_identity(None, "bicubic"),
+                              "superresolution": superres,
                               "conventions": simulated_lr.conventions("bicubic"), "evaluation": scores})
     print_scores(scores)
     print(f"  wrote {metrics_path}")

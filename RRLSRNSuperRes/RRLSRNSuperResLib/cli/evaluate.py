@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summary_of(results)
     print_summary(summary, args.degradation)
     if args.json is not None:
-        report = {"command": "rrlsrn evaluate", "model": model_identity(args.model),
+        report = {"command": "rrlsrn evaluate", "model": model_identity(args.model, simulated_lr.matched_consistency(
+                      args.consistency, args.degradation)),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary_line("RRLSRN PSNR gain over the interpolated input", summary["psnr_gain_db"], " dB", 3))
     print(summary_line("RRLSRN SSIM gain over the interpolated input", summary["ssim_gain"], "", 4))
     if args.json is not None:
-        write_json(args.json, {"command": "rrlsrn evaluate-interpolated", "model": model_identity(args.model),
+        write_json(args.json, {"command": "rrlsrn evaluate-interpolated",
+                               "model": model_identity(args.model, args.consistency),
                                "protocol": PROTOCOL, "acquisition": args.acquisition,
                                "precision_option": args.precision,
                                "conventions": metrics.conventions(), "volumes": results, "summary": summary})

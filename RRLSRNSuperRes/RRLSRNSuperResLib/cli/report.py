@@ -76,10 +76,15 @@ def _stat(stats: dict, digits: int, signed: bool = False) -> str:
     return f"{text} +- {stats['sd']:.{digits}f} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f})"
 
 
-def _learned_models_line(options: dict) -> str:
+def _learned_models_line(report: dict) -> str:
+    options = report["learned_models"]
     consistency = ("made consistent with the LR under the simulated degradation (`--consistency matched`)"
                    if options["consistency"] == MATCHED else "as the networks give them (`--consistency none`)")
-    return f"Learned models (SRCNN, RRLSRN, ablations): outputs {consistency}, {options['views']}-view self-ensemble."
+    files = {degradation: Path(report["models"][f"rrlsrn_{degradation}"]["path"]).name
+             for degradation in report["degradations"]}
+    rrlsrn = "; ".join(f"{DEGRADATION_LABELS[degradation]}: `{file}`" for degradation, file in files.items())
+    return (f"Learned models (SRCNN, RRLSRN, ablations): outputs {consistency}, {options['views']}-view self-ensemble. "
+            f"RRLSRN model for {rrlsrn}.")
 
 
 def markdown(report: dict) -> str:
@@ -87,7 +92,7 @@ def markdown(report: dict) -> str:
     lines = [f"Made by `{report['command']}`.", "",
              f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean +- SD (95% CI of the "
              "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", "",
-             _learned_models_line(report["learned_models"]), ""]
+             _learned_models_line(report), ""]
     for degradation, table in report["degradations"].items():
         reference = LABELS[table["reference_baseline"]]
         lines += [f"### {DEGRADATION_LABELS[degradation]}", "",
@@ -127,7 +132,7 @@ def markdown(report: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import report as evaluation_report
-    from ..evaluation.simulated_lr import conventions
+    from ..evaluation.simulated_lr import conventions, matched_consistency
     from ..io.atomic_files import replace_atomically, write_json
     from ..io.formats import check_output_path
     from ..model.artifact import model_identity
@@ -166,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
                     for i, path in enumerate(args.hr)],
         "region": "brain mask dilated in-plane" if args.mask else "Otsu foreground",
         "learned_models": {"consistency": args.consistency, "views": args.views},
-        "models": {"rrlsrn": model_identity(args.model), "srcnn": model_identity(models.srcnn),
+        "models": {**{f"rrlsrn_{degradation}": model_identity(args.model, matched_consistency(args.consistency,
+                                                                                              degradation))
+                      for degradation in runs_by_degradation},
+                   "srcnn": model_identity(models.srcnn),
                    **{name: model_identity(path) for name, path in models.ablations.items()}},
         "degradations": {degradation: evaluation_report.degradation_table(runs)
                          for degradation, runs in runs_by_degradation.items()},

@@ -26,6 +26,7 @@ from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
+from ..resources import bundled_model_path
 from .adaptation import adapt_to_scan
 from .devices import select_device
 from .precision import precision_name, resolve_precision
@@ -61,16 +62,17 @@ class SuperResolutionResult:
 # Room for every model one report runs (two bundled RRLSRN, SRCNN, three ablations): a smaller
 # cache reloads each model for every volume, and the runtime table would time the loading.
 @lru_cache(maxsize=8)
-def _cached_model(path: str | None) -> tuple[torch.jit.ScriptModule, int]:
-    model = load_model(Path(path) if path else None)
+def _cached_model(path: str) -> tuple[torch.jit.ScriptModule, int]:
+    model = load_model(Path(path))
     return model, receptive_radius(model)
 
 
-def resolve_model(model: ModelSource) -> tuple[torch.jit.ScriptModule, int]:
-    """The model and its halo (receptive radius); files are loaded, checked and cached once."""
+def resolve_model(model: ModelSource, consistency: str = "kspace") -> tuple[torch.jit.ScriptModule, int]:
+    """The model (None: the bundled one for ``consistency``, ``resources.bundled_model_path``) and
+    its halo (receptive radius); files are loaded, checked and cached once."""
     if isinstance(model, torch.jit.ScriptModule):
         return model, receptive_radius(model)
-    return _cached_model(str(Path(model).resolve()) if model is not None else None)
+    return _cached_model(str(Path(model if model is not None else bundled_model_path(consistency)).resolve()))
 
 
 def _check_voxels(voxels: np.ndarray) -> np.ndarray:
@@ -153,6 +155,7 @@ def superresolve(
     consistency : the degradation the input came through, to which the output is made exactly
         consistent (``imaging.consistency``): ``kspace`` (default; a real MRI stack is the
         central k-space of its x2 output), ``bicubic`` (the paper's synthetic LR), ``none``.
+        Without ``model``, it also picks the bundled model trained for that input.
     views : self-ensemble views averaged per slice (1, 2, 4 or 8; ``engine.self_ensemble``).
     """
     started = time.monotonic()
@@ -168,7 +171,7 @@ def superresolve(
         raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {voxels.shape}")
     axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
     report(0.0, "loading model")
-    network, halo = resolve_model(model)
+    network, halo = resolve_model(model, consistency)
     torch_device = select_device(device)
     compute_dtype = resolve_precision(precision, torch_device)
     # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.

@@ -2,7 +2,7 @@
 
 A model file is only ever opened with ``torch.jit.load`` (a TorchScript archive holds no
 pickled Python code to run) after checking that it is a zip archive with TorchScript's
-layout; checkpoints use ``torch.load(weights_only=True)``. The bundled model must match the
+layout; checkpoints use ``torch.load(weights_only=True)``. A bundled model must match the
 SHA256 in its card; every model must pass a shape self-check: N x 1 x H x W -> N x 1 x 2H x 2W.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..resources import bundled_model_card_path, bundled_model_path
+from ..resources import bundled_card_of, bundled_model_card_path, bundled_model_path
 from .network import NetworkConfig, build_network
 
 
@@ -66,14 +66,13 @@ def read_model_card(path: Path | None = None) -> dict:
 
 
 def load_model(path: Path | None = None) -> torch.jit.ScriptModule:
-    """Load the bundled model (SHA256-checked against its card) or a user's TorchScript model, on CPU."""
-    bundled = path is None
+    """Load a bundled model (SHA256-checked against its card; None: the MRI model) or a user's
+    TorchScript model, on CPU."""
     path = Path(path) if path is not None else bundled_model_path()
     _check_torchscript_archive(path)
-    if bundled:
-        expected = read_model_card()["sha256"]
-        if sha256_of(path) != expected:
-            raise UserInputError(f"bundled model {path} does not match the SHA256 in its model card; reinstall")
+    card = bundled_card_of(path)
+    if card is not None and sha256_of(path) != read_model_card(card)["sha256"]:
+        raise UserInputError(f"bundled model {path} does not match the SHA256 in its model card; reinstall")
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as error:
@@ -83,8 +82,10 @@ def load_model(path: Path | None = None) -> torch.jit.ScriptModule:
     return model
 
 
-def model_identity(path: Path | str | None) -> dict:
-    """Which model file ran (the bundled one when None): name, path, bundled or not, and its SHA256."""
-    model_path = Path(path) if path is not None else bundled_model_path()
-    return {"name": read_model_card()["name"] if path is None else model_path.stem, "path": str(model_path),
-            "bundled": path is None, "sha256": sha256_of(model_path) if model_path.is_file() else None}
+def model_identity(path: Path | str | None, consistency: str = "kspace") -> dict:
+    """Which model file ran (None: the bundled one for ``consistency``): name, path, bundled or
+    not, and its SHA256."""
+    model_path = Path(path) if path is not None else bundled_model_path(consistency)
+    card = bundled_card_of(model_path)
+    return {"name": read_model_card(card)["name"] if card else model_path.stem, "path": str(model_path),
+            "bundled": card is not None, "sha256": sha256_of(model_path) if model_path.is_file() else None}
