@@ -307,6 +307,20 @@ def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp
     assert single["model_gflop_fp32_counted"] == pytest.approx(figures["model_gflop_fp32_counted"] / 2, rel=0.02)
 
 
+def test_bench_times_the_model_it_is_given(tmp_path, mrml_tiny_model_path):
+    """A candidate architecture is timed through the same engine as the bundled model."""
+    source = tmp_path / "crop.nii.gz"
+    sitk.WriteImage(sample_crop(9, slices=2, side=32), str(source))
+    figures = {}
+    for name, extra in (("bundled", []), ("tiny", ["--model", str(mrml_tiny_model_path)])):
+        report = tmp_path / f"{name}.json"
+        assert main(["bench", str(source), "--device", "cpu", "--repeats", "1", "--views", "1", *extra,
+                     "--json", str(report)]) == 0
+        figures[name] = json.loads(report.read_text())
+    assert figures["tiny"]["model"] == mrml_tiny_model_path.stem != figures["bundled"]["model"]
+    assert figures["tiny"]["model_gflop_fp32_counted"] < figures["bundled"]["model_gflop_fp32_counted"]
+
+
 def test_a_dicom_series_is_sliced_along_its_slice_normal(tmp_path, mrml_tiny_model_path, capsys):
     """Rectangular 1.0 x 1.5 mm pixels, slices 1.2 mm apart: by spacing j would be the slice axis."""
     from pydicom.uid import generate_uid

@@ -26,6 +26,8 @@ _PROBE_SIDE = 64
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, nargs="?", help="volume to time (default: the bundled sample)")
+    parser.add_argument("--model", type=Path, help="TorchScript x2 model to time, e.g. a candidate architecture "
+                                                   "(default: the bundled one for --consistency)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: bfloat16 where the hardware runs it natively, else float32")
@@ -90,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.volume import resolve_model, superresolve
     from ..imaging.geometry import numpy_axis, slice_axis
     from ..io.volumes import read_mask_on_grid, read_volume
+    from ..model.artifact import model_identity
     from ..resources import sample_volume_path
 
     volume = read_volume(args.input or sample_volume_path())
     device = select_device(args.device)
     compute_dtype = resolve_precision(args.precision, device)
-    model, _ = resolve_model(None)
+    model, _ = resolve_model(args.model, args.consistency)
     flops = model_flops_per_lr_pixel(model) * volume.voxels.size * args.views
     ceiling_fp32 = matmul_gflops(device)
     ceiling_same = ceiling_fp32 if compute_dtype is None else matmul_gflops(device, compute_dtype)
@@ -103,13 +106,14 @@ def run(args: argparse.Namespace) -> int:
         torch.cuda.reset_peak_memory_stats(device)
 
     def full() -> None:
-        superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
+        superresolve(volume.voxels, volume.geometry.spacing, model=model, device=args.device, batch_size=args.batch,
                      precision=args.precision, consistency=args.consistency, views=args.views)
 
     seconds = _median_seconds(full, args.repeats)
     slices = volume.voxels.shape[numpy_axis(slice_axis(volume.geometry.spacing, size=volume.geometry.size))]
     achieved = flops / seconds / 1e9
     figures = {"input": str(args.input or sample_volume_path()), "voxels": list(volume.voxels.shape),
+               "model": model_identity(args.model, args.consistency)["name"],
                "device": device.type, "precision": precision_name(compute_dtype),
                "consistency": args.consistency, "views": args.views,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -126,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         mask = read_mask_on_grid(args.mask, volume)
 
         def box() -> None:
-            superresolve(volume.voxels, volume.geometry.spacing, device=args.device, batch_size=args.batch,
+            superresolve(volume.voxels, volume.geometry.spacing, model=model, device=args.device, batch_size=args.batch,
                          mask_kji=mask, precision=args.precision, consistency=args.consistency, views=args.views)
 
         figures["box_seconds_median"] = round(_median_seconds(box, args.repeats), 3)
