@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         torch.cuda.reset_peak_memory_stats(device)
 
     def full() -> None:
-        superresolve(volume.voxels, volume.geometry.spacing, model=model, device=args.device, batch_size=args.batch,
-                     precision=args.precision, consistency=args.consistency, views=args.views)
+        superresolve(volume.voxels, volume.geometry.spacing, model=args.model, device=args.device,
+                     batch_size=args.batch, precision=args.precision, consistency=args.consistency, views=args.views)
 
     seconds = _median_seconds(full, args.repeats)
     slices = volume.voxels.shape[numpy_axis(slice_axis(volume.geometry.spacing, size=volume.geometry.size))]
@@ -130,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
         mask = read_mask_on_grid(args.mask, volume)
 
         def box() -> None:
-            superresolve(volume.voxels, volume.geometry.spacing, model=model, device=args.device, batch_size=args.batch,
-                         mask_kji=mask, precision=args.precision, consistency=args.consistency, views=args.views)
+            superresolve(volume.voxels, volume.geometry.spacing, model=args.model, device=args.device,
+                         batch_size=args.batch, mask_kji=mask, precision=args.precision,
+                         consistency=args.consistency, views=args.views)
 
         figures["box_seconds_median"] = round(_median_seconds(box, args.repeats), 3)
         figures["box_speedup"] = round(seconds / figures["box_seconds_median"], 2)
