@@ -11,7 +11,7 @@ import pytest
 import torch
 from RRLSRNSuperResLib.errors import UserInputError
 from RRLSRNSuperResLib.model import artifact as model_io
-from RRLSRNSuperResLib.resources import bundled_model_path
+from RRLSRNSuperResLib.resources import bundled_model_card_path, bundled_model_path
 
 
 class _RunsCodeWhenUnpickled:
@@ -25,7 +25,7 @@ class _RunsCodeWhenUnpickled:
 @pytest.mark.parametrize("consistency", ["kspace", "bicubic"])
 def test_each_bundled_model_matches_its_card_and_maps_x2(consistency):
     path = bundled_model_path(consistency)
-    card = model_io.read_model_card(path.with_suffix(".json"))
+    card = model_io.read_model_card(bundled_model_card_path(consistency))
     assert card["sha256"] == model_io.sha256_of(path) and card["file"] == path.name
     identity = model_io.model_identity(None, consistency)
     assert identity == {"name": card["name"], "path": str(path), "bundled": True, "sha256": card["sha256"]}
@@ -37,8 +37,7 @@ def test_mri_stacks_and_bicubic_lr_get_their_own_bundled_models():
     """The model fine-tuned on bicubic LR alone serves only LR said to be made that way."""
     assert bundled_model_path() == bundled_model_path("kspace") == bundled_model_path("none")
     assert bundled_model_path("bicubic") != bundled_model_path()
-    assert model_io.read_model_card(bundled_model_path("bicubic").with_suffix(".json"))["training"]["config"][
-        "kspace_fraction"] == 0.0
+    assert model_io.read_model_card(bundled_model_card_path("bicubic"))["training"]["config"]["kspace_fraction"] == 0.0
 
 
 def test_a_pickle_is_refused_without_running_its_code(tmp_path):
