@@ -119,6 +119,33 @@ def test_dicom_output_is_a_derived_series_on_the_exact_x2_grid(two_series, tmp_p
     assert [float(v) for v in headers[0].PixelSpacing] == pytest.approx(list(reference.GetSpacing()[:2]))
 
 
+def recode_patient_text(folder: Path, character_set: str, patient: str, institution: str) -> None:
+    """Rewrite a series' names in ``character_set`` (pydicom encodes them as the header declares)."""
+    for path in folder.glob("*.dcm"):
+        header = pydicom.dcmread(path)
+        header.SpecificCharacterSet = character_set
+        header.PatientName, header.InstitutionName = patient, institution
+        header.save_as(path)
+
+
+@pytest.mark.parametrize(("character_set", "codec", "patient", "institution"), [
+    ("ISO_IR 192", "utf-8", "山田^花子", "東京大学病院"),
+    ("ISO_IR 100", "latin-1", "Müller^Zoë", "Hôpital Necker-Enfants malades"),
+])
+def test_names_outside_ascii_survive_the_derived_series(two_series, tmp_path, mrml_tiny_model_path,
+                                                        character_set, codec, patient, institution):
+    folder, _, _, second = two_series
+    recode_patient_text(folder, character_set, patient, institution)
+    derived = tmp_path / "derived"
+    assert main(["superres", str(folder), str(derived), "--output-format", "dicom", "--series", second,
+                 "--device", "cpu", "--model", str(mrml_tiny_model_path)]) == 0
+    for path in sorted(derived.iterdir()):
+        header = pydicom.dcmread(path)
+        assert header.SpecificCharacterSet == character_set
+        assert str(header.PatientName) == patient and header.InstitutionName == institution
+        assert patient.encode(codec) in path.read_bytes(), "stored in the declared repertoire, not as '?'"
+
+
 def test_float_results_go_to_dicom_within_half_a_quantisation_step(tmp_path, mrml_tiny_model_path):
     voxels = np.random.default_rng(3).normal(100.0, 30.0, (3, 16, 20)).astype(np.float32)
     source = write_image(tmp_path / "float.nii.gz", voxels, (1.0, 1.2, 3.0))

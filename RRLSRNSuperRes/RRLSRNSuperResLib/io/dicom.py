@@ -25,8 +25,11 @@ from ..imaging.geometry import Geometry
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SERIES_NUMBER_OFFSET = 1000  # the derived series is numbered <source number> + 1000
 # Patient, study and frame-of-reference identity, and the acquisition, kept from the source series.
+# SpecificCharacterSet comes first: pydicom encodes every text value on writing with the dataset's
+# character set, so without it a UTF-8 (ISO_IR 192) or Latin-1 (ISO_IR 100) patient name is
+# written as '?' or as bytes the header does not declare, and a PACS may file it under another patient.
 KEPT_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
+    "SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
     "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
     "ReferringPhysicianName", "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer",
     "InstitutionName", "MagneticFieldStrength", "ScanningSequence", "SequenceVariant", "ScanOptions",
