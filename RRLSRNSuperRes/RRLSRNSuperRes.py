@@ -380,7 +380,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         return self.logic.process(
             node.inputVolume,
-            node.outputVolume,
+            self.logic.outputVolumeForRun(node),
             plane=node.plane.value,
             device=node.device.value,
             precision=node.precision.value,
@@ -452,6 +452,17 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         """First plain scalar volume of the scene (label maps and vector volumes are skipped)."""
         volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
         return next((v for v in volumes if v.GetClassName() == "vtkMRMLScalarVolumeNode"), None)
+
+    @staticmethod
+    def outputVolumeForRun(parameterNode: RRLSRNSuperResParameterNode):
+        """The selected output, unless it is the result of another input (then None: a new volume).
+
+        After a run the result stays selected; picking another input and clicking again must not
+        overwrite that result (``mrml.volumes.output_node_for_run``).
+        """
+        from RRLSRNSuperResLib.mrml.volumes import output_node_for_run
+
+        return output_node_for_run(parameterNode.inputVolume, parameterNode.outputVolume)
 
     @staticmethod
     def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:

@@ -142,6 +142,28 @@ def test_input_problems_are_explained(slicer_module):
     assert "other than the input" in logic.inputProblem(parameters)
 
 
+def test_a_second_run_on_another_input_adds_a_new_volume_and_keeps_the_first(slicer_module):
+    """The widget leaves the result selected as the output; the next click on stack C must not
+    overwrite stack A's result (it used to, keeping A's name)."""
+    sample = load_sample(slicer_module)
+    stack_a, stack_c = add_slab(sample, 10, 1, slice(140, 172), "stackA"), add_slab(sample, 12, 1, slice(140, 172),
+                                                                                     "stackC")
+    logic = slicer_module.RRLSRNSuperResLogic()
+    parameters = types.SimpleNamespace(inputVolume=stack_a, outputVolume=None)
+    parameters.outputVolume = logic.process(stack_a, logic.outputVolumeForRun(parameters), device="cpu")
+    result_a = parameters.outputVolume
+    voxels_a = slicer.util.arrayFromVolume(result_a).copy()
+
+    parameters.inputVolume = stack_c
+    result_c = logic.process(stack_c, logic.outputVolumeForRun(parameters), device="cpu")
+
+    assert result_c is not result_a
+    assert (result_a.GetName(), result_c.GetName()) == ("stackA x2 RRLSRN", "stackC x2 RRLSRN")
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(result_a), voxels_a)
+    parameters.inputVolume = stack_a
+    assert logic.outputVolumeForRun(parameters) is result_a, "a rerun on stack A replaces its own result"
+
+
 def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slicer_module, monkeypatch):
     registered = {}
     sample_data = types.ModuleType("SampleData")

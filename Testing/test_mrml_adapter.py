@@ -16,7 +16,12 @@ import slicer.util
 import vtk
 from RRLSRNSuperResLib import superresolve_volume_node
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
-from RRLSRNSuperResLib.mrml.volumes import ATTRIBUTE_DEVICE, ATTRIBUTE_SLICE_AXIS, OUTPUT_NAME_SUFFIX
+from RRLSRNSuperResLib.mrml.volumes import (
+    ATTRIBUTE_DEVICE,
+    ATTRIBUTE_SLICE_AXIS,
+    OUTPUT_NAME_SUFFIX,
+    output_node_for_run,
+)
 
 SPACING_THICK_K = (0.9, 1.1, 3.5)
 AXIS_ALIGNED = np.eye(3)
@@ -166,6 +171,31 @@ def test_passing_the_previous_output_again_reuses_that_node(mrml_scene, mrml_tin
     assert second is first
     assert node_count(mrml_scene) == count
     np.testing.assert_allclose(slicer.util.arrayFromVolume(second), 42.0, rtol=1e-5)
+
+
+def test_a_selected_result_of_another_input_is_never_overwritten(mrml_scene, mrml_tiny_model_path):
+    rng = np.random.default_rng(6)
+    stack_a = add_volume(mrml_scene, rng.uniform(0, 9, (3, 10, 8)).astype(np.float32), name="stackA")
+    stack_c = add_volume(mrml_scene, rng.uniform(0, 9, (3, 10, 8)).astype(np.float32), name="stackC")
+    result_a = superresolve_volume_node(stack_a, device="cpu", model=mrml_tiny_model_path)
+    voxels_a = slicer.util.arrayFromVolume(result_a).copy()
+
+    assert output_node_for_run(stack_a, result_a) is result_a, "a rerun on the same input replaces its result"
+    assert output_node_for_run(stack_c, result_a) is None, "another input's result is not a place to write"
+    result_c = superresolve_volume_node(stack_c, output_node_for_run(stack_c, result_a), device="cpu",
+                                        model=mrml_tiny_model_path)
+
+    assert result_c is not result_a and result_c.GetName() == "stackC" + OUTPUT_NAME_SUFFIX
+    assert result_a.GetName() == "stackA" + OUTPUT_NAME_SUFFIX
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(result_a), voxels_a)
+
+
+def test_a_reused_node_is_renamed_after_its_input(mrml_scene, mrml_tiny_model_path):
+    source = add_volume(mrml_scene, np.ones((3, 10, 8), np.float32), name="stackB")
+    chosen = add_volume(mrml_scene, np.zeros((1, 2, 2), np.float32), name="scratch")
+    assert output_node_for_run(source, chosen) is chosen, "a node the user picked, no result of ours, is used"
+    output = superresolve_volume_node(source, chosen, device="cpu", model=mrml_tiny_model_path)
+    assert output is chosen and output.GetName() == "stackB" + OUTPUT_NAME_SUFFIX
 
 
 def test_cancelling_at_the_last_progress_call_adds_no_node(mrml_scene, mrml_tiny_model_path):

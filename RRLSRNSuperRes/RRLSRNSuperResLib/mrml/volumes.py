@@ -118,6 +118,28 @@ def _new_output_node(input_node: Any) -> Any:
     return scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
 
 
+def output_node_for_run(input_node: Any, selected_output: Any) -> Any:
+    """The node a run on ``input_node`` may write into: ``selected_output``, unless it holds the
+    result of another input (then ``None``: a new node).
+
+    A front end leaves the last result selected as the output; without this rule the next run
+    on another input would silently overwrite that result and keep the other input's name.
+    A node the user picked that is no result of ours, or this input's previous result, is reused.
+    """
+    if selected_output is None:
+        return None
+    source_id = selected_output.GetAttribute(ATTRIBUTE_INPUT_NODE_ID)
+    return None if source_id and source_id != input_node.GetID() else selected_output
+
+
+def _name_after_input(output_node: Any, input_node: Any) -> None:
+    """A reused output is renamed after its input, so its name never names another stack."""
+    name = input_node.GetName() + OUTPUT_NAME_SUFFIX
+    current = output_node.GetName() or ""
+    if current != name and not current.startswith(name + "_"):
+        output_node.SetName(input_node.GetScene().GenerateUniqueName(name))
+
+
 def copy_display(source_node: Any, target_node: Any) -> None:
     """Give ``target_node`` a display node with the source's look: window/level (fixed), colour, interpolation.
 
@@ -217,7 +239,8 @@ def superresolve_volume_node(
     ----------
     input_volume_node : vtkMRMLScalarVolumeNode in a scene; its voxels are only read.
     output_volume_node : a previous output (or any scalar volume in the same scene) to
-        overwrite; ``None`` adds a new node named ``"<input name> x2 RRLSRN"``.
+        overwrite, renamed after the input; ``None`` adds a new node named
+        ``"<input name> x2 RRLSRN"``. Front ends pass ``output_node_for_run``'s choice.
     device : ``auto``, ``cpu`` or ``cuda`` (``mps`` on Apple), see ``devices.select_device``.
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
@@ -247,6 +270,10 @@ def superresolve_volume_node(
     result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
                                    device=device, progress=guarded, **options)
     output_geometry = upsampled_geometry(geometry, result.slice_axis)
-    output = output_volume_node if output_volume_node is not None else _new_output_node(input_volume_node)
+    if output_volume_node is None:
+        output = _new_output_node(input_volume_node)
+    else:
+        output = output_volume_node
+        _name_after_input(output, input_volume_node)
     _write_output(output, input_volume_node, result, output_geometry)
     return output
