@@ -113,7 +113,7 @@ def test_dicom_output_is_a_derived_series_on_the_exact_x2_grid(two_series, tmp_p
     for header in headers:
         assert header.StudyInstanceUID == study and header.PatientID == source.PatientID
         assert header.FrameOfReferenceUID == source.FrameOfReferenceUID
-        assert list(header.ImageType) == ["DERIVED", "SECONDARY"] and header.Modality == "MR"
+        assert list(header.ImageType) == ["DERIVED", "SECONDARY", "OTHER"] and header.Modality == "MR"
         assert header.SeriesNumber == 1004 and header.SeriesDescription == "T2 HASTE ax RRLSRN x2"
         assert header.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
     assert [float(v) for v in headers[0].PixelSpacing] == pytest.approx(list(reference.GetSpacing()[:2]))

@@ -1,4 +1,4 @@
-"""DICOM in (one series, chosen, never merged or guessed) and out (a derived MR series on the x2 grid).
+"""DICOM in: one series of a folder, chosen, never merged or guessed (writing: ``dicom_derived``).
 
 Reading uses SimpleITK's GDCM; writing uses pydicom (the ``dicom`` extra), so the tags come
 from a maintained dictionary, not from hand-written tables. Geometry is DICOM's patient
@@ -9,33 +9,11 @@ along I).
 
 from __future__ import annotations
 
-import datetime
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from ..errors import UserInputError
-from ..imaging.geometry import Geometry
-
-MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-SERIES_NUMBER_OFFSET = 1000  # the derived series is numbered <source number> + 1000
-# Patient, study and frame-of-reference identity, and the acquisition, kept from the source series.
-# SpecificCharacterSet comes first: pydicom encodes every text value on writing with the dataset's
-# character set, so without it a UTF-8 (ISO_IR 192) or Latin-1 (ISO_IR 100) patient name is
-# written as '?' or as bytes the header does not declare, and a PACS may file it under another patient.
-KEPT_KEYWORDS = (
-    "SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
-    "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
-    "ReferringPhysicianName", "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer",
-    "InstitutionName", "MagneticFieldStrength", "ScanningSequence", "SequenceVariant", "ScanOptions",
-    "MRAcquisitionType", "EchoTime", "RepetitionTime", "EchoTrainLength", "FlipAngle", "BodyPartExamined",
-    "PatientPosition",
-)
 
 
 @dataclass(frozen=True)
@@ -130,104 +108,3 @@ def read_series(series: Series) -> Any:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     return reader.Execute()
-
-
-def _encode(voxels: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Stored 16-bit values with RescaleSlope and Intercept; integers within 16 bits are stored exactly.
-
-    Float values are mapped linearly onto the full uint16 range, so the error is at most half a
-    step: (max - min) / 131070.
-    """
-    if np.issubdtype(voxels.dtype, np.integer):
-        low, high = int(voxels.min()), int(voxels.max())
-        if low >= 0 and high <= 65535:
-            return voxels.astype(np.uint16), 1.0, 0.0
-        if low >= -32768 and high <= 32767:
-            return voxels.astype(np.int16), 1.0, 0.0
-    low, high = float(voxels.min()), float(voxels.max())
-    slope = (high - low) / 65535.0 if high > low else 1.0
-    stored = np.clip(np.rint((voxels.astype(np.float64) - low) / slope), 0, 65535).astype(np.uint16)
-    return stored, slope, low
-
-
-def source_dataset(series: Optional[Series]) -> Any:
-    """The source series' first header (no pixels), or None for a non-DICOM input."""
-    if series is None:
-        return None
-    return require_pydicom().dcmread(series.files[0], stop_before_pixels=True)
-
-
-def write_derived_series(folder: Path, voxels_kji: np.ndarray, geometry: Geometry, source: Any,
-                         derivation: str) -> int:
-    """Write the x2 volume as a derived MR series (one file a slice) into a new folder; returns the slice count.
-
-    Patient, study and frame of reference come from ``source`` (new ones when the input was
-    not DICOM); the series and every instance get new UIDs; ImageType is DERIVED\\SECONDARY.
-    The folder appears only when complete (written beside it, then renamed).
-    """
-    pydicom = require_pydicom()
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    stored, slope, intercept = _encode(np.asarray(voxels_kji))
-    series_uid = generate_uid()
-    now = datetime.datetime.now()
-    direction = np.reshape(geometry.direction, (3, 3))
-    source_number = int(getattr(source, "SeriesNumber", 0) or 0)
-    description = f"{getattr(source, 'SeriesDescription', '') or 'MR'} RRLSRN x2"[:64]
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        for k in range(stored.shape[0]):
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-            meta.MediaStorageSOPInstanceUID = generate_uid()
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            dataset = pydicom.Dataset()
-            dataset.file_meta = meta
-            for keyword in KEPT_KEYWORDS:
-                if source is not None and keyword in source:
-                    setattr(dataset, keyword, getattr(source, keyword))
-            if "StudyInstanceUID" not in dataset:
-                dataset.StudyInstanceUID = generate_uid()
-            if "FrameOfReferenceUID" not in dataset:
-                dataset.FrameOfReferenceUID = generate_uid()
-            for keyword in ("PatientName", "PatientID", "StudyDate", "StudyTime", "ReferringPhysicianName",
-                            "StudyID", "AccessionNumber", "PatientBirthDate", "PatientSex",
-                            "ScanningSequence", "SequenceVariant", "MRAcquisitionType", "EchoTime",
-                            "RepetitionTime", "PositionReferenceIndicator", "PatientPosition"):
-                if keyword not in dataset:
-                    setattr(dataset, keyword, "")
-            dataset.SOPClassUID = MR_IMAGE_STORAGE
-            dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-            dataset.SeriesInstanceUID = series_uid
-            dataset.Modality = "MR"
-            dataset.ImageType = ["DERIVED", "SECONDARY"]
-            dataset.DerivationDescription = derivation[:1024]
-            dataset.SeriesNumber = source_number + SERIES_NUMBER_OFFSET
-            dataset.SeriesDescription = description
-            dataset.SeriesDate = dataset.ContentDate = now.strftime("%Y%m%d")
-            dataset.SeriesTime = dataset.ContentTime = now.strftime("%H%M%S")
-            dataset.InstanceNumber = k + 1
-            position = np.asarray(geometry.origin) + direction[:, 2] * geometry.spacing[2] * k
-            dataset.ImagePositionPatient = [f"{value:.6f}" for value in position]
-            dataset.ImageOrientationPatient = [f"{value:.8f}" for value in (*direction[:, 0], *direction[:, 1])]
-            dataset.PixelSpacing = [f"{geometry.spacing[1]:.8g}", f"{geometry.spacing[0]:.8g}"]
-            dataset.SliceThickness = getattr(source, "SliceThickness", None) or f"{geometry.spacing[2]:.8g}"
-            dataset.SpacingBetweenSlices = f"{geometry.spacing[2]:.8g}"
-            dataset.Rows, dataset.Columns = stored.shape[1], stored.shape[2]
-            dataset.SamplesPerPixel = 1
-            dataset.PhotometricInterpretation = "MONOCHROME2"
-            dataset.BitsAllocated = dataset.BitsStored = 16
-            dataset.HighBit = 15
-            dataset.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
-            dataset.RescaleSlope = f"{slope:.10g}"
-            dataset.RescaleIntercept = f"{intercept:.10g}"
-            dataset.PixelData = np.ascontiguousarray(stored[k]).tobytes()
-            dataset.save_as(staging / f"IM{k + 1:05d}.dcm", enforce_file_format=True)
-        if folder.exists():
-            folder.rmdir()  # checked empty before the work started
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return int(stored.shape[0])

@@ -82,13 +82,16 @@ def _mask_warnings(mask: Path, mask_voxels: np.ndarray, volume: Volume, input_pa
 
 
 def _write(output: Path, output_format: str, voxels: np.ndarray, geometry: Geometry, volume: Volume,
-           derivation: str) -> str:
+           derivation: str, input_path: Path) -> str:
     if output_format != "dicom":
         write_volume(output, voxels, geometry, components=volume.components)
         return f"{output} ({voxels.dtype.name})"
-    from ..io.dicom import source_dataset, write_derived_series
+    from ..io.dicom_derived import derived_source, write_derived_series
+    from ..io.sidecars import read_sidecar
 
-    count = write_derived_series(output, voxels, geometry, source_dataset(volume.dicom_series), derivation)
+    sidecar = None if volume.dicom_series is not None else read_sidecar(Path(input_path))
+    source = derived_source(volume.dicom_series, sidecar)
+    count = write_derived_series(output, voxels, geometry, source, derivation)
     return f"{output}/ (DICOM series of {count} slices, {voxels.dtype.name} with rescale)"
 
 
@@ -154,7 +157,7 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
     voxels, type_notes = output_voxels(voxels, volume.voxels.dtype, options.output_type)
     derivation = f"RRLSRN x2 in-plane super-resolution of {Path(input_path).name}, slicing along " \
                  f"{'ijk'[results[0].slice_axis]}"
-    written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation))
+    written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation, input_path))
     return StackResult(output=Path(output), geometry=geometry, slice_axis=results[0].slice_axis,
                        device=results[0].device, precision=results[0].precision,
                        seconds=sum(r.seconds for r in results), written=written, notes=notes + type_notes,
