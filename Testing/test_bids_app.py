@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,12 +69,12 @@ def test_derivatives_have_bids_names_the_x2_grid_and_sidecars_with_provenance(da
     output = tmp_path / "derivatives" / "rrlsrn"
     assert run_app(dataset, output, mrml_tiny_model_path) == 0
     assert outputs_of(output) == sorted([
-        "dataset_description.json",
+        ".bidsignore", "README.md", "dataset_description.json",
         "sub-01/anat/sub-01_run-1_desc-rrlsrnx2_T2w.json", "sub-01/anat/sub-01_run-1_desc-rrlsrnx2_T2w.nii.gz",
         "sub-01/anat/sub-01_run-2_desc-rrlsrnx2_T2w.json", "sub-01/anat/sub-01_run-2_desc-rrlsrnx2_T2w.nii.gz",
         "sub-02/ses-01/anat/sub-02_ses-01_desc-rrlsrnx2_T2w.json",
         "sub-02/ses-01/anat/sub-02_ses-01_desc-rrlsrnx2_T2w.nii.gz"])
-    for relative in outputs_of(output)[1:]:
+    for relative in outputs_of(output)[3:]:
         assert DERIVATIVE_NAME.match(Path(relative).name), relative
 
     for source in STACKS:
@@ -96,9 +97,11 @@ def test_derivatives_have_bids_names_the_x2_grid_and_sidecars_with_provenance(da
 
     description = json.loads((output / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
-    assert {"Name", "Version", "CodeURL"} <= set(description["GeneratedBy"][0])
-    assert description["DatasetLinks"]["raw"] == dataset.resolve().as_uri()
-    assert description["SourceDatasets"] == [{"URL": dataset.resolve().as_uri()}]
+    assert {"Name", "Version"} <= set(description["GeneratedBy"][0])
+    assert (output / description["DatasetLinks"]["raw"]).resolve() == dataset.resolve(), "relative: portable"
+    assert description["SourceDatasets"] == [{"URL": "bids:raw:"}]
+    assert str(tmp_path) not in json.dumps(description), "no machine path in the description"
+    assert (output / ".bidsignore").read_text() == "logs/\n"
     assert "3 stacks: 3 done, 0 skipped, 0 failed" in capsys.readouterr().out
 
 
@@ -153,6 +156,53 @@ def test_a_rerun_skips_finished_work_and_redoes_it_when_options_change(dataset, 
     assert len(logs) == 4 and json.loads(logs[-1].read_text())["summary"] == {"done": 2, "skipped": 0, "failed": 0}
 
 
+def test_replacing_a_raw_stack_redoes_exactly_that_stack_and_says_so(dataset, tmp_path, mrml_tiny_model_path,
+                                                                     capsys):
+    output = tmp_path / "out"
+    assert run_app(dataset, output, mrml_tiny_model_path) == 0
+    replaced = dataset / STACKS[1]
+    sitk.WriteImage(crop(sample_volume_path(), 12, 3, 48), str(replaced))  # same name, other slices
+    capsys.readouterr()
+
+    assert run_app(dataset, output, mrml_tiny_model_path) == 0
+    printed = capsys.readouterr().out
+    assert "1 done, 2 skipped" in printed and f"{STACKS[1]}: done" in printed
+    log = json.loads(sorted((output / "logs").glob("*.json"))[-1].read_text())
+    redone = [entry for entry in log["stacks"] if entry["status"] == "done"]
+    assert [entry["source"] for entry in redone] == [STACKS[1]] and "the input changed" in redone[0]["notes"][0]
+    record = json.loads(next(output.rglob("sub-01_run-2_desc-rrlsrnx2_T2w.json")).read_text())
+    assert record["RRLSRN"]["Input"]["SHA256"] == sha256_of(replaced)
+
+
+def test_the_raw_acquisition_metadata_is_carried_into_the_sidecar(tmp_path, mrml_tiny_model_path):
+    dataset = make_dataset(tmp_path / "raw")
+    (dataset / "T2w.json").write_text(json.dumps({"RepetitionTime": 1.2, "MagneticFieldStrength": 1.5}))
+    (dataset / "sub-01/anat/sub-01_run-1_T2w.json").write_text(json.dumps({"EchoTime": 0.091}))
+    output = tmp_path / "out"
+    assert run_app(dataset, output, mrml_tiny_model_path, "--participant-label", "01") == 0
+    record = json.loads(next(output.rglob("sub-01_run-1_desc-rrlsrnx2_T2w.json")).read_text())
+    assert (record["RepetitionTime"], record["MagneticFieldStrength"], record["EchoTime"]) == (1.2, 1.5, 0.091)
+    assert record["SkullStripped"] is False
+
+
+@pytest.mark.skipif(shutil.which("bids-validator-deno") is None and not Path(sys.executable).with_name(
+    "bids-validator-deno").exists(), reason="bids-validator-deno not installed (pip install bids-validator-deno)")
+def test_the_bids_validator_finds_no_error_in_the_derivatives(tmp_path, mrml_tiny_model_path):
+    stacks = ("sub-01/anat/sub-01_run-1_T2w.nii.gz", "sub-01/anat/sub-01_run-2_T2w.nii.gz",
+              "sub-02/ses-01/anat/sub-02_ses-01_run-1_T2w.nii.gz", "sub-02/ses-02/anat/sub-02_ses-02_run-1_T2w.nii.gz")
+    dataset = make_dataset(tmp_path / "raw", stacks)
+    (dataset / "T2w.json").write_text(json.dumps({"RepetitionTime": 1.2, "EchoTime": 0.091}))
+    output = dataset / "derivatives" / "rrlsrn"
+    assert run_app(dataset, output, mrml_tiny_model_path) == 0
+
+    validator = shutil.which("bids-validator-deno") or str(Path(sys.executable).with_name("bids-validator-deno"))
+    run = subprocess.run([validator, str(output), "--format", "json"], capture_output=True, text=True, timeout=300)
+    issues = json.loads(run.stdout)["issues"]["issues"]
+    errors = [(issue["code"], issue.get("subCode"), issue.get("location")) for issue in issues
+              if issue["severity"] == "error"]
+    assert errors == []
+
+
 def test_one_bad_stack_is_reported_and_the_others_go_on(dataset, tmp_path, mrml_tiny_model_path, capsys):
     bad = dataset / "sub-01/anat/sub-01_run-2_T2w.nii.gz"
     bad.write_bytes(bad.read_bytes()[:200])  # truncated
@@ -193,6 +243,7 @@ def test_ctrl_c_stops_with_one_line_and_leaves_no_partial_file(tmp_path, mrml_ti
                "bids", str(dataset), str(output), "participant", "--device", "cpu", "--model",
                str(mrml_tiny_model_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("rrlsrn bids: indexing"), "says at once what it is doing"
     first = process.stdout.readline()  # the first stack is done: interrupt in the middle of the run
     assert first.startswith("[1/40]"), first + process.stderr.read()
     time.sleep(0.2)
@@ -201,7 +252,7 @@ def test_ctrl_c_stops_with_one_line_and_leaves_no_partial_file(tmp_path, mrml_ti
     assert process.returncode == -signal.SIGINT, first + rest + errors  # ends by SIGINT: shells report 130
     assert errors.strip().splitlines() == ["error: interrupted; no partially written file was left "
                                            "(finished outputs are kept)"]
-    hidden = [path.name for path in output.rglob(".*")]
+    hidden = [path.name for path in output.rglob(".*") if path != output / ".bidsignore"]
     assert hidden == [], f"a temporary file was left behind: {rest}"
     images = sorted(output.rglob("*_T2w.nii.gz"))
     assert 1 <= len(images) < 40

@@ -1,7 +1,8 @@
 """Run the participant level of the BIDS App: every stack once, resumable, in parallel, never half-written.
 
 Each output is written atomically (image first, its sidecar last: a sidecar means a complete
-output). A rerun skips a stack whose sidecar names the same model SHA256, options and mask.
+output). A rerun skips a stack whose sidecar names the same input content (SHA256), model SHA256, options
+and mask; a stack whose input was replaced is redone, and says so.
 A failing stack is logged and the others go on. ``jobs`` > 1 spreads stacks over processes
 with the cores shared out between them.
 """
@@ -20,10 +21,19 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..io.atomic_files import write_json
+from ..io.atomic_files import write_json, write_text
 from ..pipeline.stack import StackOptions, superresolve_file
 from .dataset import Stack, find_mask
-from .derivatives import MASKS_DATASET_KEY, bids_uri, dataset_description, derivative_paths, sidecar
+from .derivatives import (
+    MASKS_DATASET_KEY,
+    bids_uri,
+    dataset_description,
+    dataset_readme,
+    derivative_paths,
+    sidecar,
+)
+
+LOGS_IGNORED = "logs/"  # the run logs are no BIDS files: the validator is told to pass over them
 
 
 @dataclass(frozen=True)
@@ -49,14 +59,24 @@ def sidecar_model(model_path: Path | None, consistency: str) -> dict[str, str]:
     return {"Name": identity["name"], "File": file, "SHA256": identity["sha256"]}
 
 
-def _is_finished(paths: dict[str, Path], expected: dict[str, Any]) -> bool:
+def input_identity(path: Path) -> dict[str, Any]:
+    """The input's content (size and SHA256): a replaced stack is redone even when its name is the same."""
+    from ..model.artifact import sha256_of
+
+    return {"Size": path.stat().st_size, "SHA256": sha256_of(path)}
+
+
+def _previous_run(paths: dict[str, Path], expected: dict[str, Any]) -> Optional[str]:
+    """"same" when a complete output names exactly ``expected``, "input changed" when only the input
+    differs, None when there is no usable previous output or it was made otherwise."""
     if not (paths["image"].is_file() and paths["sidecar"].is_file()):
-        return False
+        return None
     try:
         recorded = json.loads(paths["sidecar"].read_text())["RRLSRN"]
     except (ValueError, KeyError, OSError):
-        return False
-    return all(recorded.get(key) == value for key, value in expected.items())
+        return None
+    differing = {key for key, value in expected.items() if recorded.get(key) != value}
+    return "same" if not differing else "input changed" if differing == {"Input"} else None
 
 
 def process_stack(task: Task) -> dict[str, Any]:
@@ -67,22 +87,25 @@ def process_stack(task: Task) -> dict[str, Any]:
     try:
         mask = find_mask(task.mask_dir, task.stack) if task.mask_dir else None
         mask_source = bids_uri(Path(mask).relative_to(task.mask_dir).as_posix(), MASKS_DATASET_KEY) if mask else None
-        options = asdict(task.options)
-        if not task.overwrite and _is_finished(paths, {"Model": task.model, "Options": options,
-                                                       "MaskSource": mask_source}):
+        options, identity = asdict(task.options), input_identity(task.stack.path)
+        previous = None if task.overwrite else _previous_run(paths, {"Input": identity, "Model": task.model,
+                                                                     "Options": options, "MaskSource": mask_source})
+        if previous == "same":
             return {**entry, "status": "skipped", "seconds": round(time.monotonic() - started, 3)}
         paths["image"].parent.mkdir(parents=True, exist_ok=True)
         result = superresolve_file(task.stack.path, paths["image"], model=task.model_path, options=task.options,
                                    mask=mask, mask_output=paths["mask"] if mask else None)
-        record = sidecar(task.stack, model=task.model, options=options, mask_source=mask_source,
+        record = sidecar(task.stack, input_identity=identity, model=task.model, options=options,
+                         mask_source=mask_source,
                          result={"device": result.device, "precision": result.precision,
                                  "slice_axis": result.slice_axis,
                                  "spacing": result.geometry.spacing, "seconds": result.seconds},
                          command=list(task.command))
         write_json(paths["sidecar"], record)
         written = [str(paths["image"]), str(paths["sidecar"])] + ([str(paths["mask"])] if mask else [])
+        notes = (["redone: the input changed since its output was made"] if previous else []) + result.notes
         return {**entry, "status": "done", "seconds": round(time.monotonic() - started, 3), "written": written,
-                "notes": result.notes}
+                "notes": notes}
     except Exception as error:  # noqa: BLE001 (one bad stack must not stop the cohort)
         return {**entry, "status": "failed", "seconds": round(time.monotonic() - started, 3),
                 "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
@@ -119,12 +142,22 @@ def log_path(output_dir: Path) -> Path:
     return output_dir / "logs" / f"rrlsrn-bids_{stamp}_{socket.gethostname()}_{os.getpid()}.json"
 
 
+def write_dataset_files(bids_dir: Path, output_dir: Path, mask_dir: Path | None) -> None:
+    """``dataset_description.json``, a README (unless the user wrote one) and ``.bidsignore`` for the logs."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(output_dir / "dataset_description.json", dataset_description(bids_dir, output_dir, mask_dir))
+    if not (output_dir / "README.md").exists():
+        write_text(output_dir / "README.md", dataset_readme())
+    ignore = output_dir / ".bidsignore"
+    if LOGS_IGNORED not in (ignore.read_text().splitlines() if ignore.exists() else []):
+        write_text(ignore, (ignore.read_text() if ignore.exists() else "") + LOGS_IGNORED + "\n")
+
+
 def run_participants(bids_dir: Path, output_dir: Path, stacks: list[Stack], *, model_path: Path | None,
                      options: StackOptions, mask_dir: Path | None, overwrite: bool, jobs: int,
                      command: list[str], report: Callable[[int, int, dict], None]) -> dict[str, Any]:
     """Process every stack, report each result, write the dataset description and the run's log."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / "dataset_description.json", dataset_description(bids_dir, mask_dir))
+    write_dataset_files(bids_dir, output_dir, mask_dir)
     model = sidecar_model(model_path, options.consistency)
     tasks = [Task(stack, output_dir, model_path, model, options, mask_dir, overwrite, tuple(command))
              for stack in stacks]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,13 +13,15 @@ NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
 
 @dataclass(frozen=True)
 class Stack:
-    """One input image: its path, its path inside the dataset, and the entities of its name."""
+    """One input image: its path, its path inside the dataset, the entities of its name, and its
+    sidecar metadata (BIDS inheritance applied: what the scanner recorded of the acquisition)."""
 
     path: Path
     relative: str
     subject: str
     session: Optional[str]
     suffix: str
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 def _layout(bids_dir: Path):
@@ -54,7 +56,7 @@ def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequ
         entities = image.get_entities()
         stacks.append(Stack(path=Path(image.path), relative=Path(image.path).relative_to(bids_dir).as_posix(),
                             subject=entities["subject"], session=entities.get("session"),
-                            suffix=entities["suffix"]))
+                            suffix=entities["suffix"], metadata=image.get_metadata()))
     return sorted(stacks, key=lambda stack: stack.relative)
 
 

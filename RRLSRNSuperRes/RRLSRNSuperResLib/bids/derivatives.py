@@ -7,6 +7,8 @@ A source that already has a ``desc`` entity keeps its label in front (``desc-<ol
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -42,42 +44,76 @@ def bids_uri(relative: str, dataset: str = RAW_DATASET_KEY) -> str:
     return f"bids:{dataset}:{relative}"
 
 
-def code_url() -> str:
-    """Where the code that ran lies (no public repository exists yet): the Lib's folder as a file URI."""
-    return Path(__file__).resolve().parent.parent.as_uri()
+def dataset_link(target: Path, output_dir: Path) -> str:
+    """Where a linked dataset lies, relative to the derivatives (``../..`` for BIDS_DIR/derivatives/rrlsrn):
+    the pair can be moved or shared together, and no machine's paths are recorded."""
+    return Path(os.path.relpath(target.resolve(), output_dir.resolve())).as_posix()
 
 
-def dataset_description(bids_dir: Path, mask_dir: Path | None = None) -> dict[str, Any]:
-    """The derivative dataset's description; BIDS URIs in the sidecars resolve through its DatasetLinks."""
-    links = {RAW_DATASET_KEY: bids_dir.resolve().as_uri()}
+def dataset_description(bids_dir: Path, output_dir: Path, mask_dir: Path | None = None) -> dict[str, Any]:
+    """The derivative dataset's description; BIDS URIs in the sidecars resolve through its DatasetLinks.
+
+    The authors are the source dataset's (these are derivatives of their data). No CodeURL: the
+    code has no public address yet, and a local path would name the machine it ran on.
+    """
+    links = {RAW_DATASET_KEY: dataset_link(bids_dir, output_dir)}
     if mask_dir is not None:
-        links[MASKS_DATASET_KEY] = mask_dir.resolve().as_uri()
-    return {
+        links[MASKS_DATASET_KEY] = dataset_link(mask_dir, output_dir)
+    description = {
         "Name": "RRLSRN x2 in-plane super-resolution",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": PACKAGE, "Version": package_version(), "CodeURL": code_url(),
+        "GeneratedBy": [{"Name": PACKAGE, "Version": package_version(),
                          "Description": "RRLSRN x2 in-plane super-resolution, slice by slice (Song, Wang et al. "
                                         "2022), on the exact x2 grid of each input stack"}],
-        "SourceDatasets": [{"URL": url} for url in links.values()],
+        "SourceDatasets": [{"URL": f"bids:{key}:"} for key in links],
         "DatasetLinks": links,
     }
+    authors = _source_description(bids_dir).get("Authors")
+    if authors:
+        description["Authors"] = authors
+    return description
 
 
-def sidecar(stack: Stack, *, model: dict[str, str], options: dict[str, Any], mask_source: str | None,
-            result: dict[str, Any], command: list[str]) -> dict[str, Any]:
-    """Provenance of one output: what it came from, with which model and options, where and how fast.
+def _source_description(bids_dir: Path) -> dict[str, Any]:
+    try:
+        content = json.loads((bids_dir / "dataset_description.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
 
-    ``RRLSRN.Model.SHA256`` and ``RRLSRN.Options`` (with the mask source) decide whether a
-    rerun may skip the stack.
+
+def dataset_readme() -> str:
+    """The derivative dataset's README: what the files are and how they were made."""
+    return (
+        "# RRLSRN x2 in-plane super-resolution\n\n"
+        f"Derivatives written by {PACKAGE} {package_version()}. Each `*_desc-{DESC_SUPERRESOLVED}_<suffix>.nii.gz` "
+        "is its source stack super-resolved x2 in-plane, slice by slice, by the RRLSRN network (Song, Wang et al., "
+        "Deep robust residual network for super-resolution of 2D fetal brain MRI, Sci. Rep. 2022): in-plane "
+        "spacing halved, field of view, slice positions and orientation unchanged. Its JSON sidecar carries the "
+        "source's acquisition metadata, the model (SHA256), the options and the command that made it. "
+        f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. `logs/` holds each run's log.\n"
+    )
+
+
+def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, str], options: dict[str, Any],
+            mask_source: str | None, result: dict[str, Any], command: list[str]) -> dict[str, Any]:
+    """The output's sidecar: the source's acquisition metadata, and the provenance: what it came from
+    (with the input's SHA256), with which model and options, where and how fast.
+
+    ``RRLSRN.Input``, ``RRLSRN.Model.SHA256`` and ``RRLSRN.Options`` (with the mask source) decide
+    whether a rerun may skip the stack.
     """
     import torch
 
     sources = [bids_uri(stack.relative)] + ([mask_source] if mask_source else [])
     return {
+        **stack.metadata,  # the source's acquisition (RepetitionTime, EchoTime, ...): still true in-plane x2
+        "SkullStripped": bool(stack.metadata.get("SkullStripped")) or bool(options.get("extract_brain")),
         "Sources": sources,
         "Description": "x2 in-plane super-resolution by RRLSRN; in-plane spacing halved, field of view unchanged",
         "RRLSRN": {
+            "Input": input_identity,
             "Model": model,
             "Options": options,
             "MaskSource": mask_source,

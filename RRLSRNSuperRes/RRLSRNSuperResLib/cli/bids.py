@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError("OUTPUT_DIR must not be BIDS_DIR itself; use e.g. BIDS_DIR/derivatives/rrlsrn")
     if args.mask_from_derivatives and not args.mask_from_derivatives.is_dir():
         raise UserInputError(f"--mask-from-derivatives {args.mask_from_derivatives} is not a folder")
+    print(f"rrlsrn bids: indexing {bids_dir} ...", flush=True)  # pybids takes seconds on a large dataset
     stacks = find_stacks(bids_dir, args.participant_label, args.session_label, args.suffix)
     if not stacks:
         raise UserInputError(f"no anat/*_{'|'.join(args.suffix)}.nii[.gz] stack matches in {bids_dir}")

@@ -133,7 +133,7 @@ def markdown(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import report as evaluation_report
     from ..evaluation.simulated_lr import conventions, matched_consistency
-    from ..io.atomic_files import replace_atomically, write_json
+    from ..io.atomic_files import write_json, write_text
     from ..io.formats import check_output_path
     from ..model.artifact import model_identity
     from ..resources import bundled_srcnn_path
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(args.out / "report.json", report)
     text = markdown(report)
-    replace_atomically(args.out / "report.md", lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+    write_text(args.out / "report.md", text)
     for degradation, runs in runs_by_degradation.items():
         run_ = runs[0]
         caption = f"{run_.name}\n{degradation} LR\nPSNR (volume):\n" + "\n".join(

@@ -41,10 +41,14 @@ def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically (whatever the locale: CI runs in an ASCII one)."""
+    replace_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write strict JSON atomically (non-finite numbers become null)."""
-    text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
-    replace_atomically(path, lambda temporary: Path(temporary).write_text(text))
+    write_text(path, json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
 
 
 def json_ready(data: Any) -> Any:
