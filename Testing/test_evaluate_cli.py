@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from RRLSRNSuperResLib.cli import main as cli
 from RRLSRNSuperResLib.cli.progress_bar import terminal_progress
 from RRLSRNSuperResLib.evaluation import simulated_lr as evaluation
@@ -135,3 +136,17 @@ def test_demo_figure_has_two_rows_of_four_cells(tmp_path):
     zoom = comparison_figure.PANEL_HEIGHT // height
     figure = comparison_figure.compose([first, second])
     assert figure.size == (4 * width * zoom, 2 * (height * zoom + 2 * comparison_figure.LABEL_HEIGHT))
+
+
+def test_demo_writes_the_sample_as_superres_does_in_the_inputs_pixel_type(tmp_path, capsys):
+    from RRLSRNSuperResLib.cli.main import main
+    from RRLSRNSuperResLib.resources import sample_volume_path
+
+    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    written = sitk.ReadImage(str(tmp_path / "sub-01_run-1_T2w_rrlsrn_x2.nii.gz"))
+    source = sitk.ReadImage(str(sample_volume_path()))
+    assert written.GetPixelID() == source.GetPixelID(), "not a float32 copy four times the input's size"
+    assert written.GetSize() == (2 * source.GetSize()[0], 2 * source.GetSize()[1], source.GetSize()[2])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["evaluation"]["psnr_gain_db"]["over_cubic_spline"] > 1.0
+    assert (tmp_path / "comparison.png").stat().st_size > 0

@@ -2,7 +2,8 @@
 
 Three results, so a new user sees both what the tool does and how well:
 
-1. the real stack super-resolved x2 in-plane, as ``rrlsrn superres`` would (NIfTI);
+1. the real stack super-resolved x2 in-plane, as ``rrlsrn superres`` makes it (NIfTI, the input's
+   integer type kept where the values fit);
 2. the simulated-LR evaluation of the same stack (bicubic degradation, manual brain mask
    dilated) against cubic spline and bicubic (JSON, as ``rrlsrn evaluate`` writes it);
 3. a PNG figure on a central brain slice, cropped to the brain: LR (nearest-upsampled to the
@@ -16,14 +17,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import List
 
 from ..errors import UserInputError
 from ..evaluation import simulated_lr
 from .comparison_figure import Panel, comparison_panels, compose, save_png
-
-if TYPE_CHECKING:
-    from ..io.volumes import Volume
 
 SAMPLE_NAME = "sub-01_run-1_T2w"
 
@@ -42,19 +40,16 @@ def figure_panels(comparison: simulated_lr.Comparison, scores: dict) -> List[Lis
     return comparison_panels(comparison, {"cubic_spline": "cubic spline", "rrlsrn": "RRLSRN"}, caption)
 
 
-def superresolve_sample(volume: Volume, device: str, path: Path) -> dict:
-    """Step 1: the real stack x2 (whole slices, as ``rrlsrn superres`` does), written on the x2 grid."""
-    from ..engine.volume import superresolve
-    from ..imaging.geometry import upsampled_geometry
-    from ..io.volumes import write_volume
+def superresolve_sample(device: str, path: Path) -> dict:
+    """Step 1: the real stack x2, exactly as ``rrlsrn superres`` makes it (same pipeline, same pixel type)."""
+    from ..pipeline.stack import StackOptions, superresolve_file
+    from ..resources import sample_volume_path
     from .progress_bar import terminal_progress
 
-    result = superresolve(volume.voxels, volume.geometry.spacing, device=device,
-                          progress=terminal_progress("super-resolving the sample"))
-    output_geometry = upsampled_geometry(volume.geometry, result.slice_axis)
-    write_volume(path, result.voxels, output_geometry)
-    return {"path": path, "input_size": volume.geometry.size, "output_size": output_geometry.size,
-            "slice_axis": "ijk"[result.slice_axis], "device": result.device, "seconds": round(result.seconds, 2),
+    result = superresolve_file(sample_volume_path(), path, options=StackOptions(device=device),
+                               progress_for=lambda label: terminal_progress("super-resolving the sample"))
+    return {"path": path, "output_size": result.geometry.size, "slice_axis": "ijk"[result.slice_axis],
+            "device": result.device, "seconds": round(result.seconds, 2), "written": result.written,
             "notes": list(result.notes)}
 
 
@@ -87,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     volume = read_volume(sample_volume_path())
     mask = read_volume(sample_mask_path()).voxels > 0.5
 
-    superres = superresolve_sample(volume, args.device, out / f"{SAMPLE_NAME}_rrlsrn_x2.nii.gz")
-    print(f"super-resolved {sample_volume_path().name}: {superres['input_size']} -> {superres['output_size']} "
+    superres = superresolve_sample(args.device, out / f"{SAMPLE_NAME}_rrlsrn_x2.nii.gz")
+    print(f"super-resolved {sample_volume_path().name}: {volume.geometry.size} -> {superres['output_size']} "
           f"voxels (slices along {superres['slice_axis']}) in {superres['seconds']:.1f} s on {superres['device']}")
-    print(f"  wrote {superres['path']}")
+    print(f"  wrote {superres['written'][0]}")
 
     comparison = simulated_lr.simulate(volume.voxels, volume.geometry.spacing, mask, "bicubic", device=args.device,
                                      progress=terminal_progress("simulated-LR evaluation"))
