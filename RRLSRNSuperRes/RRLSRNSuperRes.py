@@ -47,7 +47,7 @@ SAMPLE_CACHE_FILE = "RRLSRNSuperRes-FetalBrainT2Stack-sub-01_run-1_T2w.nii.gz"
 SAMPLE_SHA256 = "SHA256:be83d9c2c6d9b83c1ae9d619b8fefa7048016246df4a97e5c76e0686e0cc8f4c"
 SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
 ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
-ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (README)
+ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (docs/results.md)
 
 Progress = Callable[[float, str], Optional[bool]]
 

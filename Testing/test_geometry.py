@@ -1,4 +1,4 @@
-"""The x2 grid of DESIGN.md, checked in physical space for oblique, flipped, anisotropic grids."""
+"""The x2 grid of docs/design.md, checked in physical space for oblique, flipped, anisotropic grids."""
 
 from __future__ import annotations
 

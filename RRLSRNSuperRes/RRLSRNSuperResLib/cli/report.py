@@ -2,7 +2,7 @@
 
 Cubic spline, bicubic, zero-fill (sinc), SRCNN and RRLSRN under the bicubic and the k-space
 degradation, the ablation models given with ``--ablation``, and the runtimes, over several
-HR volumes (``evaluation.report``). ``DIR/report.md`` is what the README's results section
+HR volumes (``evaluation.report``). ``DIR/report.md`` is what docs/results.md
 shows; rerunning the same command reproduces it.
 """
 

@@ -15,7 +15,7 @@ is kept only if it restores those slices (from their own x2 degradation) better 
 generic model; otherwise the generic model runs. The note says which. The guard measures one
 octave below the output, so it cannot see every harm at the output's scale: before the
 projection, on smooth reconstructions cut into stacks, it passed a copy that lost 1.2 dB there
-(README); with it, every copy on those stacks gained, but the SSIM of the fetal ones fell a
+(docs/results.md); with it, every copy on those stacks gained, but the SSIM of the fetal ones fell a
 little. Hence opt-in (it also costs a minute), and labelled experimental.
 """
 
@@ -39,7 +39,7 @@ HOLDOUT_EVERY = 4
 PATCH = 32  # LR side of a training patch (its target is 64 x 64)
 BATCH = 8
 # Chosen on the validation split's volumes cut into thick stacks (never on the MIALSRTK stacks):
-# of 5e-6, 2e-5 and 5e-5, the smallest gained most at x2 and lost least where it lost (README).
+# of 5e-6, 2e-5 and 5e-5, the smallest gained most at x2 and lost least where it lost (docs/results.md).
 LEARNING_RATE = 5e-6
 WARMUP_STEPS = 20
 FOREGROUND_LEVEL = 0.05

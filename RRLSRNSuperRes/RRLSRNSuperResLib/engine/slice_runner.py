@@ -68,7 +68,7 @@ def split_windows(window: Window, parts: int) -> list[Window]:
 
 @dataclass
 class SliceRunner:
-    """The model on one device, with the fallback chain of DESIGN.md recorded in ``notes``."""
+    """The model on one device, with the fallback chain of docs/design.md recorded in ``notes``."""
 
     model: torch.jit.ScriptModule
     device: torch.device

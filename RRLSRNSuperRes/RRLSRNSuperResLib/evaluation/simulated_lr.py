@@ -1,6 +1,6 @@
 """Simulated-LR evaluation: degrade an HR volume x2 in-plane, restore it four ways, score each.
 
-The comparison of DESIGN.md ("Evaluation conventions"): LR is simulated from HR with the
+The comparison of docs/design.md ("Evaluation conventions"): LR is simulated from HR with the
 bicubic or the k-space degradation, then brought back to the HR grid by cubic spline, by
 bicubic interpolation, by zero-fill (sinc) interpolation and by the model, and each is scored
 against HR with the masked PSNR and SSIM of ``metrics``. Each degradation has its honest

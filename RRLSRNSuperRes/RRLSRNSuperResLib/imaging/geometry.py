@@ -1,4 +1,4 @@
-"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; DESIGN.md contract).
+"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; docs/design.md contract).
 
 Conventions: axes are IJK (ITK/SimpleITK order: i fastest); a numpy array of the voxels is
 indexed [k, j, i]. ``direction`` columns are the unit IJK axes in physical space, so a voxel

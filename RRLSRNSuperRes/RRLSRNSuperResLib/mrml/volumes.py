@@ -1,4 +1,4 @@
-"""MRML adapter: super-resolve a volume node into another volume node (DESIGN.md contract).
+"""MRML adapter: super-resolve a volume node into another volume node (docs/design.md contract).
 
 Only the ``slicer`` namespace that slicer-core also provides is used here (``vtkMRML*``
 classes and the ``slicer.util`` array helpers), never Qt, ``slicer.app`` or
