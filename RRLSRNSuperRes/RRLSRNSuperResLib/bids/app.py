@@ -23,13 +23,14 @@ from typing import Any, Callable, Optional
 
 from ..io.atomic_files import write_json, write_text
 from ..pipeline.stack import StackOptions, superresolve_file
-from .dataset import Stack, find_mask
+from .dataset import Stack
 from .derivatives import (
     MASKS_DATASET_KEY,
     bids_uri,
     dataset_description,
     dataset_readme,
     derivative_paths,
+    find_mask,
     sidecar,
 )
 

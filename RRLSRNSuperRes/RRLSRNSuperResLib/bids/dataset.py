@@ -59,12 +59,3 @@ def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequ
                             suffix=entities["suffix"], metadata=image.get_metadata()))
     return sorted(stacks, key=lambda stack: stack.relative)
 
-
-def find_mask(derivatives_dir: Path, stack: Stack) -> Path:
-    """The brain mask of a stack in a derivatives folder: same name with ``desc-brain`` and suffix ``mask``."""
-    from .derivatives import derivative_name
-
-    candidate = derivatives_dir / Path(stack.relative).parent / derivative_name(stack, "brain", "mask")
-    if not candidate.is_file():
-        raise UserInputError(f"no brain mask for {stack.relative} in {derivatives_dir} (looked for {candidate})")
-    return candidate

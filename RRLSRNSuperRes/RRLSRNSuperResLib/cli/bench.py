@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..imaging.consistency import CONSISTENCY_MODELS
 from ..io.atomic_files import write_json
+from ..model.precision import PRECISIONS
 from .engine_options import add_output_options
 
 _MATMUL_SIDE = 2048
@@ -88,11 +88,11 @@ def peak_host_memory_mb() -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.devices import select_device
-    from ..engine.precision import precision_name, resolve_precision
     from ..engine.volume import resolve_model, superresolve
     from ..imaging.geometry import numpy_axis, slice_axis
     from ..io.volumes import read_mask_on_grid, read_volume
     from ..model.artifact import model_identity
+    from ..model.precision import precision_name, resolve_precision
     from ..resources import sample_volume_path
 
     volume = read_volume(args.input or sample_volume_path())

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ..engine.acquisition import ACQUISITIONS
 from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..engine.self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 from ..imaging.consistency import CONSISTENCY_MODELS
 from ..imaging.geometry import PLANES
+from ..model.precision import PRECISIONS
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation import metrics, simulated_lr
 from ..imaging.consistency import CONSISTENCY_MODELS
@@ -23,6 +22,7 @@ from ..imaging.geometry import PLANES
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
+from ..model.precision import PRECISIONS
 from .engine_options import add_adapt_option, add_output_options
 
 SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")

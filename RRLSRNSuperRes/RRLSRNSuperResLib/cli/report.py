@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation.simulated_lr import MATCHED
 from ..imaging.degrade import DEGRADATIONS
 from ..imaging.geometry import PLANES
+from ..model.precision import PRECISIONS
 from .engine_options import add_output_options
 
 LABELS = {"cubic": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)", "srcnn": "SRCNN",

@@ -26,10 +26,10 @@ from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
+from ..model.precision import precision_name, resolve_precision
 from ..resources import bundled_model_path
 from .adaptation import adapt_to_scan
 from .devices import select_device
-from .precision import precision_name, resolve_precision
 from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 
@@ -149,7 +149,7 @@ def superresolve(
     progress : ``progress(fraction, message)``; returning ``False`` cancels.
     output_dtype : ``None`` gives float32; e.g. the input's dtype on request.
     precision : ``auto`` (bfloat16 where the hardware runs it natively), ``fp32``, ``bf16``,
-        ``fp16`` (CUDA); see ``engine.precision``.
+        ``fp16`` (CUDA); see ``model.precision``.
     adapt_seconds : over 0, first fine-tune a copy of the model on this volume's own slices for
         about that long (``engine.adaptation``); the first half of the progress is the adaptation.
     consistency : the degradation the input came through, to which the output is made exactly

@@ -17,13 +17,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..engine.precision import resolve_precision
 from ..imaging.consistency import project
 from ..imaging.degrade import bicubic_upsample, downsample
 from ..imaging.mri_acquisition import simulate_acquisition
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
+from ..model.precision import resolve_precision
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -52,7 +52,7 @@ class TrainingConfig:
     acquisition_fraction: float = 0.0  # share by imaging.mri_acquisition (T2 blur, partial Fourier, noise)
     intensity_jitter: float = 0.25
     seed: int = 0
-    precision: str = "auto"  # engine.precision: bf16 autocast where the CPU or GPU runs it natively
+    precision: str = "auto"  # model.precision: bf16 autocast where the CPU or GPU runs it natively
     initial_model: str = ""  # TorchScript model to fine-tune from ("" = random initialisation)
     consistent_output: bool = False  # loss and validation on the output made consistent with its LR, as the engine does
     bare_loss_weight: float = 1.0  # with consistent_output: weight of the unprojected output's loss, which keeps the
