@@ -49,9 +49,6 @@ SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
 ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
 ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (docs/results.md)
 
-Progress = Callable[[float, str], Optional[bool]]
-
-
 def resourcePath(*parts: str) -> str:
     """Absolute path of a bundled file under ``Resources/`` (one level above this module's folder)."""
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Resources", *parts))
@@ -381,12 +378,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self.logic.process(
             node.inputVolume,
             self.logic.outputVolumeForRun(node),
-            plane=node.plane.value,
-            device=node.device.value,
-            precision=node.precision.value,
-            adaptSeconds=ADAPT_SECONDS if node.adaptToScan else 0.0,
-            consistency="kspace" if node.keepMeasuredKSpace else "none",
-            batchSize=node.batchSize,
+            options=self.logic.engineOptions(node),
             keepInputType=node.outputType == OutputType.INPUT,
             brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
             progress=self._onProgress,
@@ -499,36 +491,50 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         band = estimate_bandwidth(slicer.util.arrayFromVolume(volumeNode), spacing, axis)
         return text + "\n" + band.describe()
 
-    def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
-                precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
-                adaptSeconds: float = 0.0, consistency: str = "kspace", progress: Optional[Progress] = None):
+    @staticmethod
+    def engineOptions(parameterNode):
+        """The engine's options (``RRLSRNSuperResLib.engine.options.EngineOptions``) of the module's state.
+
+        The parameter node's ``batchSize`` (0 = automatic; a Qt-style name) is the engine's
+        ``batch_size`` (None = automatic); ``adaptToScan`` is ``ADAPT_SECONDS`` of adaptation;
+        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``.
+        """
+        from RRLSRNSuperResLib.engine.options import EngineOptions
+
+        return EngineOptions(plane=parameterNode.plane.value, device=parameterNode.device.value,
+                             precision=parameterNode.precision.value, batch_size=parameterNode.batchSize or None,
+                             adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0,
+                             consistency="kspace" if parameterNode.keepMeasuredKSpace else "none")
+
+    def process(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
+                brainSegmentation=None, progress: Optional[Callable] = None):
         """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
 
-        ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
-        automatic. ``brainSegmentation`` restricts the network to the brain's box, and its brain
-        segment is then also written as a label map on the output's x2 grid
-        (``brainMaskLabelmap(output)``). Raises ``SuperResolutionCancelled`` when ``progress``
-        returns False (nothing is changed). ``adaptSeconds`` over 0 first adapts a copy of the
-        model to this stack (``engine.adaptation``). ``consistency`` ``kspace`` keeps the input's
-        k-space in the output exactly, ``none`` gives the network's output as it is
-        (``imaging.consistency``).
+        ``options``: an ``EngineOptions`` (None: the defaults; ``engineOptions(parameterNode)``
+        gives the module's). ``outputVolume`` None adds a new node; a previous output is reused.
+        ``brainSegmentation`` restricts the network to the brain's box, and its brain segment is
+        then also written as a label map on the output's x2 grid (``brainMaskLabelmap(output)``).
+        ``progress`` is a ``RRLSRNSuperResLib.errors.Progress``: when it returns False,
+        ``SuperResolutionCancelled`` is raised and nothing is changed.
         """
         from RRLSRNSuperResLib import superresolve_volume_node
+        from RRLSRNSuperResLib.engine.options import DEFAULT_OPTIONS
 
-        options = {"plane": plane, "batch_size": batchSize or None, "precision": precision,
-                   "adapt_seconds": adaptSeconds, "consistency": consistency}
+        call = {}
         if keepInputType:
-            options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+            call["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume
 
-            options["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
-        output = superresolve_volume_node(inputVolume, outputVolume, device=device, progress=progress, **options)
+            call["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
+        options = options or DEFAULT_OPTIONS
+        # The adapter's documented keywords: the options' fields, the device among them.
+        output = superresolve_volume_node(inputVolume, outputVolume, progress=progress, **vars(options), **call)
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume_as_labelmap
 
             brain_mask_on_volume_as_labelmap(brainSegmentation, output)
-        logging.info(self.summary(output, device))
+        logging.info(self.summary(output, options.device))
         return output
 
     @staticmethod
@@ -615,6 +621,7 @@ class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
         self.test_superresolvesSimulatedLowResolutionSample()
 
     def test_superresolvesSimulatedLowResolutionSample(self):
+        from RRLSRNSuperResLib.engine.options import EngineOptions
         from RRLSRNSuperResLib.evaluation import metrics
         from RRLSRNSuperResLib.imaging import degrade
 
@@ -632,7 +639,7 @@ class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
         lr = slicer.util.addVolumeFromArray(lrVoxels, lrToRAS, "simulated LR")
 
         self.delayDisplay("Super-resolving on the CPU")
-        output = RRLSRNSuperResLogic().process(lr, device="cpu")
+        output = RRLSRNSuperResLogic().process(lr, options=EngineOptions(device="cpu"))
 
         np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(self._ijkToRAS(output)), hrToRAS, atol=1e-6)
         sr = slicer.util.arrayFromVolume(output)

@@ -14,14 +14,14 @@ so the geometry helpers here also serve callers that have no torch yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import slicer
 import vtk
 from slicer.util import arrayFromVolume, updateVolumeFromArray
 
-from ..errors import SuperResolutionCancelled, UserInputError
+from ..errors import Progress, SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
 
 if TYPE_CHECKING:
@@ -45,9 +45,6 @@ _REFUSED_VOLUME_CLASSES = (
     ("vtkMRMLDiffusionTensorVolumeNode", "a diffusion tensor volume"),
     ("vtkMRMLTensorVolumeNode", "a vector or tensor volume"),
 )
-
-Progress = Callable[[float, str], Optional[bool]]
-
 
 def check_scalar_volume(node: Any, role: str = "input") -> None:
     """Refuse anything but a single-component ``vtkMRMLScalarVolumeNode`` with voxels.
@@ -245,11 +242,11 @@ def superresolve_volume_node(
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
         So does removing the input or the given output node, or closing the scene, meanwhile.
-    **options : passed to ``engine.acquisition.superresolve_acquired`` (``acquisition``,
-        default ``auto``: an interpolated stack is super-resolved on its acquisition grid) and
-        on to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``, ``mask_kji`` on
-        the input grid in KJI order, ``output_dtype``, ``precision``, ``consistency``, ``views``,
-        ``adapt_seconds``).
+    **options : ``mask_kji`` (on the input grid, KJI order) and ``output_dtype`` as for
+        ``engine.superresolve``; every other keyword is a field of ``engine.options.EngineOptions``
+        (``model``, ``precision``, ``plane``, ``acquisition`` (default ``auto``: an interpolated
+        stack is super-resolved on its acquisition grid), ``batch_size``, ``consistency``,
+        ``views``, ``adapt_seconds``), run by ``engine.acquisition.superresolve_acquired``.
 
     Returns
     -------
@@ -258,6 +255,10 @@ def superresolve_volume_node(
     beside the input in the subject hierarchy; device, time and notes as node attributes.
     """
     from ..engine.acquisition import superresolve_acquired
+    from ..engine.options import EngineOptions
+
+    call = {key: options.pop(key) for key in ("mask_kji", "output_dtype") if key in options}
+    engine = EngineOptions(device=device, **options)  # checked before the scene is touched
 
     check_scalar_volume(input_volume_node)
     if input_volume_node.GetScene() is None:
@@ -267,8 +268,8 @@ def superresolve_volume_node(
     geometry = geometry_from_node(input_volume_node)
     watched = [node for node in (input_volume_node, output_volume_node) if node is not None]
     guarded = _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
-    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
-                                   device=device, progress=guarded, **options)
+    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing, engine, progress=guarded,
+                                   **call)
     output_geometry = upsampled_geometry(geometry, result.slice_axis)
     if output_volume_node is None:
         output = _new_output_node(input_volume_node)
