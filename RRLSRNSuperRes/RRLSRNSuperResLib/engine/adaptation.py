@@ -34,6 +34,7 @@ from ..imaging.consistency import project
 from ..imaging.degrade import crop_to_even, downsample
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
+from ..model.optimizer_step import optimizer_step
 
 HOLDOUT_EVERY = 4
 PATCH = 32  # LR side of a training patch (its target is 64 x 64)
@@ -139,19 +140,15 @@ def adapt_to_scan(model: torch.jit.ScriptModule, normalised_slices: np.ndarray, 
     pairs = _Pairs(normalised_slices, device, "kspace" if consistency == "none" else consistency)
     generic_psnr = held_out_psnr(model, pairs, dtype, consistency)
     adapted = trainable_copy(model)
-    optimiser = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    optimizer = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=LEARNING_RATE)
     steps = 0
     report(0.0, f"adapting to this scan for {seconds:.0f} s")
     with torch.enable_grad():
         while steps == 0 or time.monotonic() - started < seconds:  # one step at least, however short
             inputs, targets = pairs.batch(rng)
-            for group in optimiser.param_groups:
-                group["lr"] = LEARNING_RATE * min(1.0, (steps + 1) / WARMUP_STEPS)
             loss = rrlsrn_loss(_delivered(adapted, inputs.contiguous(memory_format=torch.channels_last), dtype,
                                           consistency), targets)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            optimizer_step(optimizer, loss, LEARNING_RATE * min(1.0, (steps + 1) / WARMUP_STEPS))
             steps += 1
             elapsed = time.monotonic() - started
             report(min(elapsed / seconds, 1.0), f"adapting to this scan: step {steps}, {elapsed:.0f}/{seconds:.0f} s")
