@@ -105,8 +105,8 @@ def _plane_for(volume, plane: str, input_path: Path) -> tuple[str, list[str]]:
 
 
 def superresolve_file(input_path: Path, output: Path, *, options: StackOptions = StackOptions(),
-                      mask: Path | None = None,
-                      mask_output: Path | None = None, output_format: str | None = None, series: str | None = None,
+                      mask: Path | None = None, mask_output: Path | None = None, output_format: str | None = None,
+                      series: str | None = None,
                       progress_for: Callable[[str], Optional[Progress]] = lambda label: None) -> StackResult:
     """Super-resolve ``input_path`` x2 in-plane into ``output`` (never the input), atomically.
 
