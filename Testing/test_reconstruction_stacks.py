@@ -63,9 +63,9 @@ def test_crop_keeps_physical_positions():
     mask = np.zeros(stack.voxels_kji.shape, bool)
     mask[3:5, 10:20, 12:15] = True
     cropped = crop_to_mask(Stack(stack.voxels_kji, stack.geometry, mask), margin_mm=2.0)
-    assert cropped.voxels_kji.shape == (4, 14, 7)  # one slice and 2 pixels of margin on each side
-    inside = np.array([1, 3, 4])  # kji in the cropped stack
-    original = inside + np.array([2, 8, 10])
+    assert cropped.voxels_kji.shape == (8, 14, 7)  # all slices, 2 pixels of margin on each side
+    inside = np.array([3, 3, 4])  # kji in the cropped stack
+    original = inside + np.array([0, 8, 10])
     assert cropped.voxels_kji[tuple(inside)] == stack.voxels_kji[tuple(original)]
     np.testing.assert_allclose(cropped.geometry.index_to_physical(inside[::-1]),
                                stack.geometry.index_to_physical(original[::-1]), atol=1e-9)

@@ -39,8 +39,13 @@ class Observations:
 
     def slice_sums(self, per_pixel: torch.Tensor) -> torch.Tensor:
         """Sum of a per-pixel quantity over each slice's pixels, (S,)."""
-        sums = torch.zeros(self.slice_count, dtype=per_pixel.dtype, device=per_pixel.device)
-        return sums.index_add_(0, self.slice_index, per_pixel)
+        return segment_sums(per_pixel, self.slice_index, self.slice_count)
+
+
+def segment_sums(per_pixel: torch.Tensor, slice_index: torch.Tensor, slice_count: int) -> torch.Tensor:
+    """Sums (slice_count,) of ``per_pixel`` grouped by ``slice_index``; differentiable."""
+    zeros = torch.zeros(slice_count, dtype=per_pixel.dtype, device=per_pixel.device)
+    return zeros.index_add(0, slice_index, per_pixel)
 
 
 def observations_from_stacks(stacks: Sequence[Stack], sampling: PsfSampling,

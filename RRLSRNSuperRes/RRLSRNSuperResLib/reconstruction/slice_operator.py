@@ -60,14 +60,18 @@ class SliceOperator:
 
     def adjoint(self, values: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
         """A^T y: ``values`` (P,) spread back onto the volume grid with the same weights."""
-        return self._transpose_product(torch.zeros(self.shape_kji, device=values.device), poses, lambda _, c: values[c])
+        return self.transpose_product(torch.zeros(self.shape_kji, device=values.device), poses, lambda _, c: values[c])
 
     def normal(self, volume: torch.Tensor, poses: torch.Tensor, pixel_weights: torch.Tensor) -> torch.Tensor:
         """A^T W A x with W = diag(``pixel_weights``), one forward and one transpose per chunk."""
-        return self._transpose_product(volume, poses, lambda predicted, c: predicted * pixel_weights[c])
+        return self.transpose_product(volume, poses, lambda predicted, c: predicted * pixel_weights[c])
 
-    def _transpose_product(self, volume: torch.Tensor, poses: torch.Tensor, outer) -> torch.Tensor:
-        """Sum over chunks of A_c^T outer(A_c x, pixels of c), by autograd's vector-Jacobian product."""
+    def transpose_product(self, volume: torch.Tensor, poses: torch.Tensor, outer) -> torch.Tensor:
+        """Sum over chunks of A_c^T outer(A_c x, pixels of c), by autograd's vector-Jacobian product.
+
+        ``outer(predicted, pixel_slice)`` gives the chunk's pixel values to spread back, e.g.
+        the weighted residual for a data-term gradient in a single pass.
+        """
         matrices = self.sampling_matrices(poses).detach()
         result = torch.zeros(self.shape_kji, dtype=torch.float32, device=volume.device)
         for chunk in self.chunks:

@@ -109,17 +109,17 @@ def validate_stacks(stacks: Sequence[Stack]) -> None:
 
 
 def crop_to_mask(stack: Stack, margin_mm: float) -> Stack:
-    """The stack cut to its mask's bounding box plus ``margin_mm`` in-plane and one slice through-plane.
+    """The stack cut in-plane to its mask's bounding box plus ``margin_mm``; every slice is kept (k unchanged).
 
     The origin moves to the first kept voxel so physical positions are unchanged.
     """
     mask = stack.brain_mask()
     spacing_kji = np.asarray(stack.geometry.spacing[::-1])
     margin = np.ceil(margin_mm / spacing_kji).astype(int)
-    margin[0] = 1
     present = np.argwhere(mask)
     low = np.maximum(present.min(axis=0) - margin, 0)
     high = np.minimum(present.max(axis=0) + margin + 1, mask.shape)
+    low[0], high[0] = 0, mask.shape[0]
     box = tuple(slice(a, b) for a, b in zip(low, high))
     origin = stack.geometry.index_to_physical(low[::-1].astype(float))[0]
     geometry = replace(stack.geometry, size=tuple(int(s) for s in (high - low)[::-1]), origin=tuple(origin))
