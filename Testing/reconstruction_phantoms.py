@@ -26,15 +26,27 @@ def oblique_direction(angles_deg=(25.0, -20.0, 0.0)) -> np.ndarray:
     return Rotation.from_euler("xyz", angles_deg, degrees=True).as_matrix()
 
 
-def phantom(size: int = 40, spacing: float = 1.0, direction=None, origin=(31.0, -17.5, 12.25)) -> sitk.Image:
+def textured_blobs(count: int = 40, seed: int = 0) -> tuple:
+    """``BLOBS`` plus small random blobs inside a 13 mm ball: asymmetric detail that pins every slice's pose."""
+    rng = np.random.default_rng(seed)
+    extra = []
+    while len(extra) < count:
+        centre = rng.uniform(-13.0, 13.0, 3)
+        if np.linalg.norm(centre) < 13.0:
+            extra.append((tuple(centre), rng.uniform(1.2, 2.5), rng.uniform(-0.4, 0.5)))
+    return BLOBS + tuple(extra)
+
+
+def phantom(size: int = 40, spacing: float = 1.0, direction=None, origin=(31.0, -17.5, 12.25),
+            blobs: tuple = BLOBS) -> sitk.Image:
     """Gaussian blobs in a volume of ``size``^3 voxels with an oblique direction and a non-zero origin."""
     direction = oblique_direction() if direction is None else direction
     axis = (np.arange(size) - (size - 1) / 2.0) * spacing
     z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
     volume = np.zeros((size,) * 3)
-    for (cx, cy, cz), sigma, amplitude in BLOBS:
+    for (cx, cy, cz), sigma, amplitude in blobs:
         volume += amplitude * np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * sigma**2))
-    image = sitk.GetImageFromArray((100.0 * volume).astype(np.float32))
+    image = sitk.GetImageFromArray((100.0 * np.maximum(volume, 0.0)).astype(np.float32))
     image.SetSpacing((spacing,) * 3)
     image.SetDirection(tuple(np.asarray(direction).ravel()))
     image.SetOrigin(tuple(origin))

@@ -43,8 +43,8 @@ class Observations:
 
 
 def segment_sums(per_pixel: torch.Tensor, slice_index: torch.Tensor, slice_count: int) -> torch.Tensor:
-    """Sums (slice_count,) of ``per_pixel`` grouped by ``slice_index``; differentiable."""
-    zeros = torch.zeros(slice_count, dtype=per_pixel.dtype, device=per_pixel.device)
+    """Sums (slice_count, ...) of ``per_pixel`` (P, ...) grouped by ``slice_index``; differentiable."""
+    zeros = torch.zeros((slice_count, *per_pixel.shape[1:]), dtype=per_pixel.dtype, device=per_pixel.device)
     return zeros.index_add(0, slice_index, per_pixel)
 
 

@@ -8,7 +8,7 @@ Intensities are normalised inside (template brain median = 1) and restored on th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -39,13 +39,12 @@ class ReconstructionOptions:
     resolution_mm: float = 0.8
     motion_correction: bool = True
     iterations: int = 4
-    regularisation: float = 0.03
+    regularisation: float = 1.0
     edge_threshold: float = 0.08
     robust: bool = True
     device: str = "cpu"
     margin_mm: float = 8.0
     cg_iterations: int = 6
-    initial_cg_iterations: int = 8
     pose_tolerance: float = 0.1
     svr_levels: Optional[tuple[SvrLevel, ...]] = None
 
@@ -99,9 +98,8 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     cropped = [crop_to_mask(stack, CROP_MARGIN_MM) for stack in matched]
     geometry = output_geometry(brain_points_mm(cropped[template], stack_transforms[template]),
                                options.resolution_mm, options.margin_mm)
+    report(0.08, "initial volume")
     state = _initial_state(cropped, stack_transforms, geometry, options)
-    report(0.1, "initial volume")
-    state.volume = solve(_problem(state), state.volume, SrrSettings(0.0, 1.0, options.initial_cg_iterations))
     iterations_run, converged = _outer_loop(cropped, state, options, report)
     report(0.96, "brain mask")
     coarse = with_psf(state.observations, cropped, PsfSampling(2 * options.resolution_mm, float("inf")))
@@ -120,7 +118,8 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
 
 def _initial_state(stacks: Sequence[Stack], stack_transforms: Sequence[np.ndarray], geometry: Geometry,
                    options: ReconstructionOptions) -> _State:
-    """Observations, stack-level poses and the normalised back-projection A^T y / A^T 1 as a start."""
+    """Observations, stack-level poses and the normalised back-projection A^T y / A^T 1 as a start
+    (an unregularised least-squares start would amplify noise and motion)."""
     device = torch.device(options.device)
     sampling = PsfSampling(z_step_mm=options.resolution_mm, inplane_sigma_mm=0.5 * options.resolution_mm)
     observations = observations_from_stacks(stacks, sampling, device)
@@ -149,8 +148,12 @@ def _outer_loop(stacks: Sequence[Stack], state: _State, options: ReconstructionO
         name = f"cycle {cycle + 1}/{options.iterations}"
         settled = False
         if options.motion_correction:
-            ticker = _Ticker(report, low, 0.6 * span, sum(level.steps for level in levels), f"{name}: registration")
-            settled = _register(svr, state, levels, ticker, options.pose_tolerance)
+            # The first volume is blurred by the motion itself: a blurred volume biases slice tilts, so
+            # the first cycle moves the slices by translations only.
+            cycle_levels = levels if cycle else tuple(replace(level, rotations=False) for level in levels)
+            steps = sum(level.iterations for level in levels)
+            ticker = _Ticker(report, low, 0.6 * span, steps, f"{name}: registration")
+            settled = _register(svr, state, cycle_levels, ticker, options.pose_tolerance) and cycle > 0
         report(low + 0.65 * span, f"{name}: robust weights")
         if options.robust:
             predicted = state.operator.forward(state.volume, state.poses)

@@ -30,16 +30,17 @@ class SliceOperator:
         self.geometry = geometry
         self.shape_kji = tuple(reversed(geometry.size))
         device = observations.values.device
-        self._to_sampling = physical_to_sampling_matrix(geometry).to(device)
+        self.to_sampling = physical_to_sampling_matrix(geometry).to(device)
         pixels_per_chunk = max(1, chunk_samples // observations.psf_weights.shape[1])
         self.chunks = list(_slice_chunks(observations, pixels_per_chunk))
 
     def sampling_matrices(self, poses: torch.Tensor) -> torch.Tensor:
         """Per-slice maps from nominal LPS mm to ``grid_sample`` coordinates, (S, 4, 4) float32."""
-        return (self._to_sampling @ poses).to(torch.float32)
+        return (self.to_sampling @ poses).to(torch.float32)
 
-    def forward_chunk(self, volume: torch.Tensor, matrices: torch.Tensor, chunk: tuple[int, int, int, int]):
-        """Predicted values of one chunk's pixels; differentiable in ``volume`` and ``matrices``."""
+    def chunk_points(self, matrices: torch.Tensor, chunk: tuple[int, int, int, int]) -> torch.Tensor:
+        """PSF sample points (c, Q, 3) of one chunk's pixels mapped by their slice's 4x4 ``matrices`` (S, 4, 4):
+        LPS anatomy positions for poses, ``grid_sample`` coordinates for :meth:`sampling_matrices`."""
         first_pixel, end_pixel, first_slice, end_slice = chunk
         obs = self.observations
         local = obs.slice_index[first_pixel:end_pixel] - first_slice
@@ -47,10 +48,18 @@ class SliceOperator:
         centre = torch.einsum("pab,pb->pa", linear[local], obs.positions[first_pixel:end_pixel])
         centre = centre + matrices[first_slice:end_slice, :3, 3][local]
         offsets = torch.einsum("sab,sqb->sqa", linear, obs.psf_offsets[first_slice:end_slice])
-        grid = centre[:, None, :] + offsets[local]
-        samples = F.grid_sample(volume[None, None], grid[None, None], mode="bilinear", padding_mode="zeros",
-                                align_corners=True)[0, 0, 0]
-        return (samples * obs.psf_weights[first_slice:end_slice][local]).sum(dim=1)
+        return centre[:, None, :] + offsets[local]
+
+    def chunk_psf_weights(self, chunk: tuple[int, int, int, int]) -> torch.Tensor:
+        """PSF weights (c, Q) of one chunk's pixels."""
+        first_pixel, end_pixel, first_slice, _ = chunk
+        local = self.observations.slice_index[first_pixel:end_pixel] - first_slice
+        return self.observations.psf_weights[first_slice:][local]
+
+    def forward_chunk(self, volume: torch.Tensor, matrices: torch.Tensor, chunk: tuple[int, int, int, int]):
+        """Predicted values of one chunk's pixels; differentiable in ``volume`` and ``matrices``."""
+        samples = sample_volume(volume[None], self.chunk_points(matrices, chunk))[0]
+        return (samples * self.chunk_psf_weights(chunk)).sum(dim=1)
 
     def forward(self, volume: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
         """A x: predicted value of every observed pixel, (P,)."""
@@ -82,6 +91,12 @@ class SliceOperator:
                                                                                          slice(chunk[0], chunk[1])))
             result += gradient
         return result
+
+
+def sample_volume(channels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Trilinear samples (C, c, Q) of volume channels (C, D, H, W) at ``grid_sample`` coordinates (c, Q, 3)."""
+    return F.grid_sample(channels[None], grid[None, None], mode="bilinear", padding_mode="zeros",
+                         align_corners=True)[0, :, 0]
 
 
 def _slice_chunks(observations: Observations, pixels_per_chunk: int) -> Iterator[tuple[int, int, int, int]]:
