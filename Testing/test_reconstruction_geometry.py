@@ -9,6 +9,7 @@ truth's grid in physical space and compared there.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,3 +98,11 @@ def test_a_single_stack_is_refused_in_one_line(stacks):
     with pytest.raises(UserInputError, match="at least 2 stacks") as error:
         reconstruct(stacks[:1])
     assert "\n" not in str(error.value)
+
+
+def test_stacks_that_do_not_overlap_are_refused_in_one_line(stacks):
+    far = stacks[2].geometry
+    moved = replace(stacks[2], geometry=replace(far, origin=tuple(np.asarray(far.origin) + [0.0, 0.0, 200.0])))
+    with pytest.raises(UserInputError, match="do not overlap the brain of") as error:
+        reconstruct([stacks[0], stacks[1], moved], ReconstructionOptions(resolution_mm=1.5))
+    assert "\n" not in str(error.value) and "stack2" in str(error.value)

@@ -46,3 +46,13 @@ def physical_to_sampling_matrix(geometry: Geometry) -> torch.Tensor:
     scale[:3, :3] = np.diag(2.0 / (size - 1.0))
     scale[:3, 3] = -1.0
     return torch.as_tensor(scale @ to_index, dtype=torch.float64)
+
+
+def fraction_inside(stack: Stack, transform: np.ndarray, geometry: Geometry) -> float:
+    """Share of the stack's brain voxels (after its rigid ``transform``) that fall inside ``geometry``'s grid."""
+    ijk = np.argwhere(stack.brain_mask())[::7, ::-1].astype(float)
+    points = stack.geometry.index_to_physical(ijk) @ transform[:3, :3].T + transform[:3, 3]
+    to_index = np.linalg.inv(geometry.index_to_physical_matrix())
+    index = points @ to_index[:3, :3].T + to_index[:3, 3]
+    inside = np.all((index >= -0.5) & (index <= np.asarray(geometry.size) - 0.5), axis=1)
+    return float(inside.mean())

@@ -14,10 +14,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import SuperResolutionCancelled
+from ..errors import SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry
 from .observations import Observations, observations_from_stacks, with_psf
-from .output_grid import brain_points_mm, output_geometry
+from .output_grid import brain_points_mm, fraction_inside, output_geometry
 from .output_mask import projected_brain_mask
 from .psf import PsfSampling
 from .robust import RobustSettings, RobustWeights, robust_weights, uniform_weights
@@ -29,6 +29,7 @@ from .svr import SvrLevel, SvrProblem, default_levels, pose_changes, register_sl
 
 Progress = Callable[[float, str], Optional[bool]]
 CROP_MARGIN_MM = 6.0
+MIN_OVERLAP = 0.5  # share of a stack's brain that must lie in the output grid
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     cropped = [crop_to_mask(stack, CROP_MARGIN_MM) for stack in matched]
     geometry = output_geometry(brain_points_mm(cropped[template], stack_transforms[template]),
                                options.resolution_mm, options.margin_mm)
+    _check_overlap(cropped, stack_transforms, geometry, template)
     report(0.08, "initial volume")
     state = _initial_state(cropped, stack_transforms, geometry, options)
     iterations_run, converged = _outer_loop(cropped, state, options, report)
@@ -114,6 +116,16 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
                     "template_index": template, "intensity_scale": float(scale),
                     "slices_rejected": int(sum((w == 0).sum() for w in slice_weights))},
     )
+
+
+def _check_overlap(stacks: Sequence[Stack], transforms: Sequence[np.ndarray], geometry: Geometry,
+                   template: int) -> None:
+    """A stack whose brain mostly lies outside the template's brain box cannot be fused with it."""
+    apart = [stack.name for stack, transform in zip(stacks, transforms)
+             if fraction_inside(stack, transform, geometry) < MIN_OVERLAP]
+    if apart:
+        raise UserInputError(f"stacks {', '.join(apart)} do not overlap the brain of {stacks[template].name}; "
+                             "give stacks of the same subject and session (and their brain masks)")
 
 
 def _initial_state(stacks: Sequence[Stack], stack_transforms: Sequence[np.ndarray], geometry: Geometry,
