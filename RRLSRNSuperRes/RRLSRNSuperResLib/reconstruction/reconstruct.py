@@ -114,7 +114,8 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
         seconds=time.perf_counter() - started,
         parameters={"options": _jsonable(asdict(options)), "iterations_run": iterations_run, "converged": converged,
                     "template_index": template, "intensity_scale": float(scale),
-                    "slices_rejected": int(sum((w == 0).sum() for w in slice_weights))},
+                    "slices_rejected": int((state.weights.slice_weights == 0).sum()),
+                    "slices_without_brain": int(sum(s.slice_count for s in stacks) - state.observations.slice_count)},
     )
 
 
