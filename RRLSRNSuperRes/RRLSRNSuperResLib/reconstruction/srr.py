@@ -22,7 +22,7 @@ class SrrSettings:
     """``regularisation``: lambda relative to the mean coverage; ``edge_threshold``: the intensity step
     between neighbours where smoothing gives way to edges (intensities normalised: brain median = 1)."""
 
-    regularisation: float = 0.03
+    regularisation: float = 0.3
     edge_threshold: float = 0.08
     cg_iterations: int = 6
 
