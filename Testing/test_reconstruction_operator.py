@@ -117,3 +117,26 @@ def test_subsampling_keeps_every_slice_and_their_pixel_groups():
     counts = np.diff(half.slice_starts)
     np.testing.assert_array_equal(counts, torch.bincount(half.slice_index, minlength=half.slice_count).numpy())
     assert (half.pixel_ij % 2 == 0).all()
+
+
+def test_predictions_are_differentiable_in_the_slice_poses():
+    stack = _oblique_stack()
+    observations = observations_from_stacks([stack], SAMPLING, torch.device("cpu"))
+    operator = SliceOperator(observations, _volume_geometry([stack]))
+    k, j, i = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in operator.shape_kji], indexing="ij")
+    volume = (i / 3.0).sin() + (j / 4.0).cos() + (k / 5.0).sin()  # smooth: a defined gradient everywhere
+    weights = torch.rand(observations.values.shape, generator=torch.Generator().manual_seed(0))
+    params = torch.zeros(observations.slice_count, 6, dtype=torch.float64, requires_grad=True)
+
+    def total(p):
+        matrices = operator.sampling_matrices(rigid_matrices(p, observations.slice_centres))
+        predicted = torch.cat([operator.forward_chunk(volume, matrices, chunk) for chunk in operator.chunks])
+        return (weights * predicted).sum()
+
+    total(params).backward()
+    assert params.grad.abs().sum() > 0
+    for column in (1, 4):  # a rotation and a translation
+        step = torch.zeros_like(params)
+        step[:, column] = 1e-3
+        numeric = (total(params.detach() + step) - total(params.detach() - step)) / 2e-3
+        assert float(params.grad[:, column].sum()) == pytest.approx(float(numeric), rel=0.05)
