@@ -1,7 +1,8 @@
 """RRLSRN x2 in-plane super-resolution of brain MRI stacks: the Slicer-free core package.
 
 Rooms (subpackages, see ``SUBPACKAGES``): ``imaging`` pure numerics, ``model`` the network and
-its artifact, ``io`` files, ``masks`` the fetal brain mask, ``engine`` volume -> x2 volume,
+its artifact, ``io`` files, ``masks`` the fetal brain mask,
+``reconstruction`` the multi-stack 3D volume, ``engine`` volume -> x2 volume,
 ``evaluation`` metrics and comparisons, ``training``, ``mrml`` the Slicer adapters, ``cli``
 the command. At the top only this public API, ``errors`` and ``resources``.
 
@@ -21,7 +22,10 @@ _LAZY_EXPORTS = {
     "create_brain_segmentation": "mrml.segmentations",
 }
 
-SUBPACKAGES = ("imaging", "model", "io", "masks", "engine", "pipeline", "evaluation", "training", "bids", "mrml", "cli")
+SUBPACKAGES = (
+    "imaging", "model", "io", "masks", "reconstruction", "engine", "pipeline", "evaluation", "training", "bids", "mrml",
+    "cli",
+)
 """The rooms of the Lib in dependency order: each imports only rooms before it (``Testing`` checks)."""
 
 __all__ = sorted(_LAZY_EXPORTS)
