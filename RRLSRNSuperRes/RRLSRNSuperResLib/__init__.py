@@ -21,7 +21,10 @@ _LAZY_EXPORTS = {
     "create_brain_segmentation": "mrml.segmentations",
 }
 
-SUBPACKAGES = ("imaging", "model", "io", "masks", "engine", "pipeline", "evaluation", "training", "bids", "mrml", "cli")
+SUBPACKAGES = (
+    "imaging", "model", "io", "masks", "reconstruction", "engine", "pipeline", "evaluation", "training", "bids", "mrml",
+    "cli",
+)
 """The rooms of the Lib in dependency order: each imports only rooms before it (``Testing`` checks)."""
 
 __all__ = sorted(_LAZY_EXPORTS)
