@@ -23,7 +23,8 @@ from .psf import PsfSampling
 from .robust import RobustSettings, RobustWeights, robust_weights, uniform_weights
 from .slice_operator import SliceOperator
 from .srr import SrrProblem, SrrSettings, solve
-from .stack_preparation import align_stacks, choose_template, match_intensities
+from .stack_alignment import choose_template
+from .stack_preparation import align_stacks, match_intensities
 from .stacks import Stack, crop_to_mask, validate_stacks
 from .svr import SvrLevel, SvrProblem, default_levels, pose_changes, register_slices
 
@@ -34,7 +35,8 @@ MIN_OVERLAP = 0.5  # share of a stack's brain that must lie in the output grid
 
 @dataclass(frozen=True)
 class ReconstructionOptions:
-    """``iterations``: outer SVR/robust/SRR cycles; the loop stops earlier once the 90th percentile of the
+    """``motion_correction`` False trusts the headers (no stack alignment, no slice registration).
+    ``iterations``: outer SVR/robust/SRR cycles; the loop stops earlier once the 90th percentile of the
     slices' pose changes is under ``pose_tolerance`` (degrees and mm). ``svr_levels`` None: defaults.
     ``regularisation`` 0.3 was the best of 0.1 / 0.3 / 1 / 3 on stacks simulated from the GA28 fetal
     atlas with moderate motion (PSNR gain over naive fusion +3.6 / +7.4 / +4.5 / +0.6 dB)."""
@@ -97,7 +99,8 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     template = choose_template(stacks)
     matched, scale = match_intensities(stacks, template)
     report(0.02, "aligning the stacks")
-    stack_transforms = align_stacks(matched, template)
+    # Without motion correction the headers are trusted as they are: no stack or slice registration.
+    stack_transforms = align_stacks(matched, template) if options.motion_correction else [np.eye(4)] * len(stacks)
     cropped = [crop_to_mask(stack, CROP_MARGIN_MM) for stack in matched]
     geometry = output_geometry(brain_points_mm(cropped[template], stack_transforms[template]),
                                options.resolution_mm, options.margin_mm)
