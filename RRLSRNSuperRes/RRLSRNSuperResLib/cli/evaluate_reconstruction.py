@@ -114,13 +114,14 @@ def summary_of(results: list) -> dict:
 def run_simulated(args: argparse.Namespace) -> dict:
     """Evaluate each volume, printing its row as soon as it is done; the JSON report."""
     from ..evaluation import metrics
-    from ..evaluation.reconstruction import ALIGNMENT
+    from ..evaluation.reconstruction import ALIGNMENT, REGION
     from ..evaluation.simulated_reconstruction import block_mean, evaluate_simulated
     from .evaluate import read_inputs, volume_name
 
     settings = settings_of(args)
     results = []
     rows = []
+    print(f"scored inside: {REGION}\nframes: {ALIGNMENT}")
     for path, (volume, mask) in zip(args.volumes, read_inputs(args.volumes, args.mask)):
         brain = mask if mask is not None else metrics.foreground_mask(volume.voxels)
         truth = block_mean(volume.voxels.astype(np.float32), brain, volume.geometry, args.truth_downsample)
@@ -133,8 +134,9 @@ def run_simulated(args: argparse.Namespace) -> dict:
     gain = summary["psnr_gain_over_naive_db:reconstruction"]
     print(f"reconstruction PSNR gain over naive fusion: mean {gain['mean']:+.2f} dB over {gain['n']} volume(s), "
           f"lowest {min(r['psnr_gain_over_naive_db']['reconstruction'] for r in results):+.2f} dB")
+    conventions = {**metrics.conventions(), "region": REGION, "mask_dilation_pixels": 0}
     return {"command": "rrlsrn evaluate-reconstruction", "settings": _jsonable(settings), "alignment": ALIGNMENT,
-            "conventions": metrics.conventions(), "volumes": results, "summary": summary}
+            "conventions": conventions, "volumes": results, "summary": summary}
 
 
 def _jsonable(settings) -> dict:

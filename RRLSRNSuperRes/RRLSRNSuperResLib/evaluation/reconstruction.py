@@ -1,8 +1,10 @@
 """Scores of a multi-stack reconstruction against the volume its stacks were simulated from, with baselines.
 
 Every method is resampled onto the truth's grid (cropped to the brain's bounding box plus a margin) in
-physical space and scored with ``metrics``' PSNR and SSIM, along the truth's k axis: region = the truth's
-brain mask dilated in-plane, border shaved, small slices skipped; data range = truth max - min.
+physical space and scored with ``metrics``' PSNR and SSIM, along the truth's k axis. Region: the truth's
+brain mask itself (:data:`REGION`; not dilated as ``metrics.evaluation_region`` does for 2D stacks: the
+reconstruction is made from the stacks' brain pixels only, so outside the brain it has no data and no
+claim), border shaved and small slices skipped as ``metrics`` does; data range = truth max - min.
 
 A reconstruction lives in its template stack's frame, and the template itself moved; so, for comparing
 only, one global rigid transform maps the truth frame onto each method's frame. It is estimated from the
@@ -23,6 +25,8 @@ from . import metrics
 
 ALIGNMENT = ("rigid least-squares fit of true to recovered slice poses (each slice's brain centre and 4 points "
              "20 mm from it in-plane), over the slices the reconstruction kept; baselines: identity poses")
+REGION = ("the truth's brain mask (not dilated), border_pixels shaved in-plane, slices under min_slice_fraction "
+          "skipped; slices along the truth's k axis")
 POINT_OFFSET_MM = 20.0
 TRUTH_MARGIN_VOXELS = 6
 
@@ -51,7 +55,8 @@ def truth_of(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry, margin: in
                        direction=geometry.direction)
     voxels = np.asarray(voxels_kji, dtype=np.float32)[box]
     mask = np.asarray(brain_kji, dtype=bool)[box]
-    return Truth(voxels, mask, cropped, metrics.evaluation_region(voxels, mask), metrics.data_range(voxels_kji))
+    region = metrics.skip_small_slices(metrics.shave_border(mask))
+    return Truth(voxels, mask, cropped, region, metrics.data_range(voxels_kji))
 
 
 def score(truth: Truth, estimate_kji: np.ndarray) -> dict:
@@ -140,14 +145,16 @@ def global_alignment(recovered: Sequence[np.ndarray], true: Sequence[np.ndarray]
 
 def pose_errors(recovered: Sequence[np.ndarray], true: Sequence[np.ndarray], stacks: Sequence,
                 alignment: np.ndarray) -> dict:
-    """Each slice's residual rotation (degrees) and translation at its brain centre (mm) after ``alignment``."""
+    """Residual rotation (degrees) and translation at the brain centre (mm) after ``alignment`` of each slice
+    with brain pixels (the others carry no data to register)."""
     from ..reconstruction.rigid import rotation_angle_deg
 
     rotations, translations = [], []
     for index, stack in enumerate(stacks):
-        expected = alignment[None] @ np.asarray(true[index])
-        found = np.asarray(recovered[index])
-        centres = slice_centres(stack)[:, None, :]
+        with_brain = stack.brain_mask().any(axis=(1, 2))
+        expected = (alignment[None] @ np.asarray(true[index]))[with_brain]
+        found = np.asarray(recovered[index])[with_brain]
+        centres = slice_centres(stack)[with_brain][:, None, :]
         translations.extend(np.linalg.norm(_moved(found, centres) - _moved(expected, centres), axis=-1)[:, 0])
         rotations.extend(rotation_angle_deg(f[:3, :3] @ e[:3, :3].T) for f, e in zip(found, expected))
     rotations, translations = np.asarray(rotations), np.asarray(translations)

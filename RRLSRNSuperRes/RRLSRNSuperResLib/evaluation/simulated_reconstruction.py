@@ -61,7 +61,7 @@ def reconstruct_variants(stacks: list, settings: EvaluationSettings, spacing, lo
     from ..reconstruction.reconstruct import reconstruct
 
     options = default_options(settings, spacing)
-    variants = {"reconstruction": (stacks, options),
+    variants = {"reconstruction": (stacks, dataclasses.replace(options, motion_correction=True)),
                 "no_motion_correction": (stacks, dataclasses.replace(options, motion_correction=False))}
     if settings.superres_variant:
         log("RRLSRN x2 in-plane on each stack")
@@ -88,7 +88,8 @@ def evaluate_simulated(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry, 
     naive = methods["naive_fusion"]["psnr"]
     return {"methods": methods, "psnr_gain_over_naive_db": {name: m["psnr"] - naive for name, m in methods.items()},
             "stacks": [{"name": s.stack.name, "orientation": s.orientation, "shape_kji": list(s.stack.voxels_kji.shape),
-                        "spacing_ijk": list(s.stack.geometry.spacing), "thickness_mm": s.stack.thickness_mm}
+                        "spacing_ijk": list(s.stack.geometry.spacing), "thickness_mm": s.stack.thickness_mm,
+                        "slices_with_brain": int(s.stack.brain_mask().any(axis=(1, 2)).sum())}
                        for s in simulated],
             "truth_shape_kji": list(truth.voxels_kji.shape), "seconds": time.monotonic() - started}
 

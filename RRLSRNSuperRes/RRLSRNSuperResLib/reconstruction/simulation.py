@@ -12,7 +12,8 @@ percentile inside the brain mask).
 
 Stacks are orthogonal relative to the volume's own axes (axial: slices along the volume's k axis,
 coronal: along j, sagittal: along i, then again), each optionally tilted by ``obliquity_deg`` about a
-random axis, and cover the brain mask's bounding box plus ``margin_mm``.
+random axis, and cover the brain mask's bounding box plus ``margin_mm``; each grid is shifted by a random
+fraction of its voxel, so that no stack's pixels coincide with the volume's voxels (as in real scans).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SimulationSettings:
     interleave: int = 2  # 1: sequential slice order
     profile_samples: int = 11
     margin_mm: float = 8.0
+    grid_offset: bool = True  # shift each stack's grid by a random fraction of its voxel (no grid coincidence)
     seed: int = 0
 
 
@@ -116,9 +118,11 @@ def brain_box_corners(mask_kji: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 
 def stack_geometry(axes: np.ndarray, corners: np.ndarray, spacing: tuple[float, float, float],
-                   margin_mm: float) -> Geometry:
-    """The grid with these axes and spacing covering ``corners`` plus ``margin_mm`` (even in-plane size)."""
-    centre = corners.mean(axis=0)
+                   margin_mm: float, offset_voxels: np.ndarray | None = None) -> Geometry:
+    """The grid with these axes and spacing covering ``corners`` plus ``margin_mm`` (even in-plane size),
+    shifted by ``offset_voxels`` (fractions of a voxel along each axis) from the corners' centre."""
+    offset = np.zeros(3) if offset_voxels is None else np.asarray(offset_voxels)
+    centre = corners.mean(axis=0) + axes @ (offset * np.asarray(spacing))
     extent = np.ptp((corners - centre) @ axes, axis=0) + 2 * margin_mm
     size = np.ceil(extent / np.asarray(spacing)).astype(int) + 1
     size[:2] += size[:2] % 2
@@ -228,7 +232,8 @@ def simulate_from_arrays(voxels: np.ndarray, brain: np.ndarray, geometry: Geomet
     simulated = []
     for index in range(settings.stacks):
         axes = tilted(stack_axes(geometry.direction_matrix, index), settings.obliquity_deg, rng)
-        grid = stack_geometry(axes, corners, spacing, settings.margin_mm)
+        offset = rng.uniform(-0.5, 0.5, size=3) if settings.grid_offset else np.zeros(3)
+        grid = stack_geometry(axes, corners, spacing, settings.margin_mm, offset)
         transforms, order = draw_motion(grid.size[2], settings.motion, centre, settings.interleave, rng)
         slices = add_noise(acquire(volume, grid, transforms, thickness, settings.profile_samples), noise_sd,
                            settings.noise_kind, rng)
