@@ -1,9 +1,9 @@
 """The real-data check of the reconstruction: leave one real stack out, predict it from the others, compare.
 
 For each left-out stack: the reconstruction is made from the other stacks; the left-out stack is
-registered to it (stack-level rigid alignment, ``reconstruction.stack_alignment``; each report says
-which registration ran); the reconstruction is then seen through those poses and the acquisition model of
-``reconstruction.simulation`` (Gaussian slice profile, k-space truncation in-plane) and compared
+registered to it (:data:`REGISTRATION`: the stack as a whole, then slice by slice); the reconstruction
+is then seen through those poses and the acquisition model of ``reconstruction.simulation`` (Gaussian
+slice profile, k-space truncation in-plane) and compared
 with the real stack inside its brain mask. The baseline runs the same way from the naive fusion: the
 other stacks, each aligned to the template stack (stack level), intensity-matched and averaged on the
 reconstruction's grid. Scores: NCC, and PSNR after a least-squares gain and offset (the fused volumes
@@ -21,6 +21,8 @@ from . import reconstruction as scoring
 
 Log = Callable[[str], None]
 CROP_MARGIN_MM = 10.0
+REGISTRATION = ("stack-level rigid alignment (reconstruction.stack_alignment.align_stack), then each brain slice "
+                "by slice-to-volume registration (reconstruction.svr.register_slices)")
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,30 @@ def volume_as_stack(voxels_kji: np.ndarray, geometry, mask_kji: np.ndarray, name
                  thickness_mm=float(geometry.spacing[2]), name=name)
 
 
+def slice_to_volume(stack, voxels_kji: np.ndarray, geometry, matrix: np.ndarray) -> np.ndarray:
+    """Each brain slice's pose refined from ``matrix`` by the core's slice-to-volume registration (K x 4 x 4)."""
+    import torch
+
+    from ..reconstruction.observations import observations_from_stacks
+    from ..reconstruction.psf import PsfSampling
+    from ..reconstruction.svr import SvrProblem, default_levels, register_slices
+
+    resolution = float(geometry.spacing[0])
+    observations = observations_from_stacks([stack], PsfSampling(resolution, 0.5 * resolution), torch.device("cpu"))
+    start = torch.as_tensor(np.repeat(matrix[None], observations.slice_count, axis=0))
+    volume = torch.as_tensor(np.asarray(voxels_kji, dtype=np.float32))
+    refined = register_slices(SvrProblem([stack], observations, geometry), volume, start, default_levels(resolution))
+    poses = np.repeat(matrix[None], stack.slice_count, axis=0)
+    poses[observations.slice_k] = refined.numpy()
+    return poses
+
+
 def poses_against(stack, voxels_kji: np.ndarray, geometry, mask_kji: np.ndarray) -> tuple[np.ndarray, str]:
     """Per-slice poses (K x 4 x 4) of ``stack`` in the volume's frame, and how they were found."""
     from ..reconstruction.stack_alignment import align_stack
 
-    fixed = volume_as_stack(voxels_kji, geometry, mask_kji, "fused")
-    matrix = align_stack(stack, fixed).matrix
-    return np.repeat(matrix[None], stack.slice_count, axis=0), "stack-level rigid alignment"
+    matrix = align_stack(stack, volume_as_stack(voxels_kji, geometry, mask_kji, "fused")).matrix
+    return slice_to_volume(stack, voxels_kji, geometry, matrix), REGISTRATION
 
 
 def compare(real_kji: np.ndarray, predicted_kji: np.ndarray, mask_kji: np.ndarray) -> dict:
