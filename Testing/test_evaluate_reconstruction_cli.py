@@ -43,7 +43,8 @@ def test_runs_end_to_end_and_writes_every_method(tmp_path, capsys):
     scores = report["volumes"][0]
     assert set(scores["methods"]) >= {"naive_fusion", "best_stack_linear", "best_stack_cubic", "reconstruction",
                                       "no_motion_correction"}
-    assert "with_rrlsrn" not in scores["methods"]
+    assert "with_rrlsrn" not in scores["methods"] and "with_zero_fill" not in scores["methods"]
+    assert scores["rrlsrn_gain_db"] == {}
     for method in scores["methods"].values():
         assert 5.0 < method["psnr"] < 60.0 and 0.0 < method["ssim"] <= 1.0
     methods = scores["methods"]

@@ -116,7 +116,7 @@ def test_a_result_in_a_moved_frame_scores_high_only_through_the_pose_fit():
     stack = toy_stack()
     true = np.repeat(np.eye(4)[None], 6, axis=0)
     result = SimpleNamespace(volume_kji=result_voxels, geometry=result_grid, transforms=[moved[None] @ true],
-                             slice_weights=[np.ones(6)], seconds=1.0)
+                             slice_weights=[np.ones(6)], seconds=1.0, parameters={})
     scores = scoring.score_result(truth, result, [stack], [true])
     unaligned = scoring.score(truth, scoring.resample_onto(result_voxels, result_grid, truth.geometry, np.eye(4)))
     assert scores["psnr"] > 35.0
@@ -134,3 +134,26 @@ def test_block_mean_keeps_the_field_of_view():
     np.testing.assert_allclose(coarse_geometry.index_to_physical(np.array([i, j, k])),
                                geometry.index_to_physical(np.array([0.5, 4.5, 2.5])), atol=1e-9)
     assert brain.sum() == 1
+
+
+def test_zero_filled_stack_keeps_positions_mask_and_profile():
+    from RRLSRNSuperResLib.evaluation.simulated_reconstruction import zero_filled
+
+    stack = toy_stack()
+    w, h, d = stack.geometry.size
+    kk, jj, ii = np.meshgrid(np.arange(d), np.arange(h), np.arange(w), indexing="ij")
+    voxels = np.exp(-0.5 * (((ii - 9.3) / 2.0) ** 2 + ((jj - 7.6) / 2.0) ** 2)) * (kk == 3)
+    mask = voxels > 0.3
+    stack = Stack(voxels_kji=voxels.astype(np.float32), geometry=stack.geometry, mask_kji=mask, thickness_mm=3.5)
+    finer = zero_filled(stack)
+    assert finer.voxels_kji.shape == (d, 2 * h, 2 * w) and finer.thickness_mm == 3.5
+    assert finer.mask_kji.sum() == 4 * mask.sum()
+
+    def centroid(s):
+        w2, h2, d2 = s.geometry.size
+        k, j, i = np.meshgrid(np.arange(d2), np.arange(h2), np.arange(w2), indexing="ij")
+        ijk = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)
+        weights = np.clip(s.voxels_kji.ravel(), 0, None)
+        return (s.geometry.index_to_physical(ijk) * weights[:, None]).sum(axis=0) / weights.sum()
+
+    np.testing.assert_allclose(centroid(finer), centroid(stack), atol=0.02)

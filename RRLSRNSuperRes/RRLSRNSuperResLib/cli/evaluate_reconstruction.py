@@ -16,7 +16,8 @@ import numpy as np
 from ..engine.devices import DEVICES
 
 TABLE_METHODS = (("naive_fusion", "naive"), ("best_stack_linear", "stack lin"), ("best_stack_cubic", "stack cub"),
-                 ("no_motion_correction", "no MC"), ("reconstruction", "recon"), ("with_rrlsrn", "recon+SR"))
+                 ("no_motion_correction", "no MC"), ("reconstruction", "recon"), ("with_zero_fill", "recon+ZF"),
+                 ("with_rrlsrn", "recon+SR"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,9 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=float, metavar="MM",
                         help="reconstruction voxel size (default: the truth's spacing)")
     parser.add_argument("--no-superres-variant", action="store_true",
-                        help="skip the variant with RRLSRN x2 in-plane on each stack (slow on a CPU)")
+                        help="skip the variants with RRLSRN x2 in-plane on each stack (slow on a CPU) and with "
+                             "zero-fill x2, its control")
     parser.add_argument("--model", type=Path, help="TorchScript x2 model for that variant (default: the bundled one)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="for the reconstruction and the RRLSRN step (auto: CUDA where usable, else CPU)")
     parser.add_argument("--leave-one-out", nargs="+", type=Path, metavar="STACK",
                         help="real-data check instead of simulation: for each of these real stacks (masks with "
                              "--mask, in the same order), reconstruct from the others, predict it through its "
@@ -66,13 +69,8 @@ def settings_of(args: argparse.Namespace):
                                     slice_factor=args.slice_factor, noise_fraction=args.noise,
                                     noise_kind=args.noise_kind, motion=MOTION_LEVELS[args.motion],
                                     obliquity_deg=args.obliquity, seed=args.seed)
-    options = None
-    if args.resolution is not None:
-        from ..reconstruction.reconstruct import ReconstructionOptions
-
-        options = ReconstructionOptions(resolution_mm=args.resolution)
-    return EvaluationSettings(simulation=simulation, options=options, superres_variant=not args.no_superres_variant,
-                              model=args.model, device=args.device)
+    return EvaluationSettings(simulation=simulation, resolution_mm=args.resolution,
+                              superres_variant=not args.no_superres_variant, model=args.model, device=args.device)
 
 
 def table_header() -> str:
@@ -108,11 +106,25 @@ def summary_of(results: list) -> dict:
     for key in ("rotation_deg_median", "translation_mm_median"):
         summary[f"pose_error:{key}"] = metrics.summarise([r["methods"]["reconstruction"]["pose_errors"][key]
                                                           for r in results])
+    for key in results[0]["rrlsrn_gain_db"]:
+        summary[f"rrlsrn_gain_db:{key}"] = metrics.summarise([r["rrlsrn_gain_db"][key] for r in results])
     return summary
+
+
+def print_summary(summary: dict, results: list) -> None:
+    """The reconstruction's gain over naive fusion and, when run, the RRLSRN step's own gains."""
+    gain = summary["psnr_gain_over_naive_db:reconstruction"]
+    print(f"reconstruction PSNR gain over naive fusion: mean {gain['mean']:+.2f} dB over {gain['n']} volume(s), "
+          f"lowest {min(r['psnr_gain_over_naive_db']['reconstruction'] for r in results):+.2f} dB")
+    for key in results[0]["rrlsrn_gain_db"]:
+        stats = summary[f"rrlsrn_gain_db:{key}"]
+        print(f"RRLSRN step PSNR gain {key.replace('_', ' ')}: mean {stats['mean']:+.2f} dB (n={stats['n']})")
 
 
 def run_simulated(args: argparse.Namespace) -> dict:
     """Evaluate each volume, printing its row as soon as it is done; the JSON report."""
+    import dataclasses
+
     from ..evaluation import metrics
     from ..evaluation.reconstruction import ALIGNMENT, REGION
     from ..evaluation.simulated_reconstruction import block_mean, evaluate_simulated
@@ -131,23 +143,10 @@ def run_simulated(args: argparse.Namespace) -> dict:
         rows.append(table_row(name, scores))
         print("\n".join([table_header(), *rows]), flush=True)
     summary = summary_of(results)
-    gain = summary["psnr_gain_over_naive_db:reconstruction"]
-    print(f"reconstruction PSNR gain over naive fusion: mean {gain['mean']:+.2f} dB over {gain['n']} volume(s), "
-          f"lowest {min(r['psnr_gain_over_naive_db']['reconstruction'] for r in results):+.2f} dB")
+    print_summary(summary, results)
     conventions = {**metrics.conventions(), "region": REGION, "mask_dilation_pixels": 0}
-    return {"command": "rrlsrn evaluate-reconstruction", "settings": _jsonable(settings), "alignment": ALIGNMENT,
-            "conventions": conventions, "volumes": results, "summary": summary}
-
-
-def _jsonable(settings) -> dict:
-    """The settings as plain data (options included), for the report."""
-    import dataclasses
-
-    data = dataclasses.asdict(settings)
-    if settings.options is not None and dataclasses.is_dataclass(settings.options):
-        data["options"] = {key: str(value) if not isinstance(value, (int, float, bool, str, type(None))) else value
-                           for key, value in dataclasses.asdict(settings.options).items()}
-    return data
+    return {"command": "rrlsrn evaluate-reconstruction", "settings": dataclasses.asdict(settings),
+            "alignment": ALIGNMENT, "conventions": conventions, "volumes": results, "summary": summary}
 
 
 def run(args: argparse.Namespace) -> int:

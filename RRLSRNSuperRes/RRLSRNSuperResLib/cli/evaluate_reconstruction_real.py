@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..errors import UserInputError
 
@@ -36,13 +37,13 @@ def row(scores: dict) -> str:
 
 def run_leave_one_out(args: argparse.Namespace) -> dict:
     """Each stack left out in turn; a row per stack as soon as it is done; the JSON report."""
+    from ..engine.devices import select_device
     from ..evaluation.leave_one_out import LeaveOneOutSettings, leave_one_out
+    from ..reconstruction.reconstruct import ReconstructionOptions
 
-    options = None
+    options = ReconstructionOptions(device=str(select_device(args.device)))
     if args.resolution is not None:
-        from ..reconstruction.reconstruct import ReconstructionOptions
-
-        options = ReconstructionOptions(resolution_mm=args.resolution)
+        options = dataclasses.replace(options, resolution_mm=args.resolution)
     stacks = read_stacks(args)
     settings = LeaveOneOutSettings(options=options)
     header = (f"{'left-out stack':<28} | {'NCC rec':>7} {'naive':>7} {'gain':>8} | {'PSNR rec':>7} {'naive':>7} "

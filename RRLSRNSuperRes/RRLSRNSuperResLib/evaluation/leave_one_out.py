@@ -27,7 +27,8 @@ REGISTRATION = ("stack-level rigid alignment (reconstruction.stack_alignment.ali
 
 @dataclass(frozen=True)
 class LeaveOneOutSettings:
-    """Reconstruction options (None: the core's defaults) and the simulator's slice-profile sampling."""
+    """Reconstruction options (``reconstruction.reconstruct.ReconstructionOptions``; None: the core's defaults)
+    and the simulator's slice-profile sampling."""
 
     options: object = None
     profile_samples: int = 11

@@ -222,4 +222,5 @@ def score_result(truth: Truth, result, stacks: Sequence, true_poses: Sequence[np
     estimate = resample_onto(result.volume_kji, result.geometry, truth.geometry, alignment, 1)
     rejected = int(sum(int(np.sum(np.asarray(w) <= 0)) for w in result.slice_weights))
     return {**score(truth, estimate), "pose_errors": pose_errors(result.transforms, true_poses, stacks, alignment),
-            "rejected_slices": rejected, "seconds": float(result.seconds), "alignment_matrix": alignment.tolist()}
+            "rejected_slices": rejected, "seconds": float(result.seconds), "alignment_matrix": alignment.tolist(),
+            "parameters": result.parameters}

@@ -2,8 +2,9 @@
 
 Methods: the reconstruction (motion correction on, stacks as simulated), the same without motion
 correction, optionally with the RRLSRN x2 in-plane step on each stack first (the engine, k-space
-consistency), and the baselines of ``evaluation.reconstruction``. Gains are PSNR differences (dB)
-over the naive fusion of the stacks.
+consistency) and, as its control, with zero-fill (sinc) x2 instead: the reconstruction gains from
+finer stack pixels alone, so RRLSRN's own share is its gain over zero-fill. Plus the baselines of
+``evaluation.reconstruction``. Gains are PSNR differences (dB) over the naive fusion of the stacks.
 """
 
 from __future__ import annotations
@@ -27,45 +28,61 @@ class EvaluationSettings:
     """What to simulate, how to reconstruct, and whether to run the (slow on CPU) RRLSRN variant."""
 
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
-    options: object = None  # reconstruction.reconstruct.ReconstructionOptions; None: defaults at the truth's spacing
+    options: object = None  # reconstruction.reconstruct.ReconstructionOptions to start from; None: the defaults
+    resolution_mm: Optional[float] = None  # None: the truth's mean spacing
     superres_variant: bool = True
     model: Optional[Path] = None
-    device: str = "auto"
+    device: str = "auto"  # for the engine and the reconstruction (engine.devices)
 
 
-def superresolved(stack, model: Optional[Path], device: str):
-    """The stack x2 in-plane through the engine (k-space consistency), on the x2 grid, mask carried over."""
-    from ..engine.volume import superresolve
+def on_x2_grid(stack, voxels_kji: np.ndarray, suffix: str):
+    """``stack``'s x2 in-plane version with these voxels: x2 grid (``imaging.geometry``), mask carried over."""
     from ..imaging.geometry import upsampled_geometry
     from ..masks.transfer import mask_to_x2_grid
     from ..reconstruction.stacks import Stack
 
+    mask = None if stack.mask_kji is None else mask_to_x2_grid(stack.mask_kji, 2).astype(bool)
+    return Stack(voxels_kji=voxels_kji, geometry=upsampled_geometry(stack.geometry, 2), mask_kji=mask,
+                 thickness_mm=stack.thickness_mm, name=f"{stack.name}-{suffix}")
+
+
+def superresolved(stack, model: Optional[Path], device: str):
+    """The stack x2 in-plane through the engine (RRLSRN, k-space consistency)."""
+    from ..engine.volume import superresolve
+
     result = superresolve(stack.voxels_kji, stack.geometry.spacing, plane="k", model=model, device=device,
                           mask_kji=stack.mask_kji, consistency="kspace")
-    mask = None if stack.mask_kji is None else mask_to_x2_grid(stack.mask_kji, 2).astype(bool)
-    return Stack(voxels_kji=result.voxels, geometry=upsampled_geometry(stack.geometry, 2), mask_kji=mask,
-                 thickness_mm=stack.thickness_mm, name=f"{stack.name}-rrlsrn")
+    return on_x2_grid(stack, result.voxels, "rrlsrn")
 
 
-def default_options(settings: EvaluationSettings, spacing: tuple[float, float, float]):
-    """The settings' options, or the core's defaults at the truth's mean spacing."""
+def zero_filled(stack):
+    """The stack x2 in-plane by zero-fill (sinc): the control that says what RRLSRN adds beyond a finer grid."""
+    from ..imaging.degrade import zero_fill_upsample_slices
+
+    return on_x2_grid(stack, zero_fill_upsample_slices(stack.voxels_kji), "zerofill")
+
+
+def reconstruction_options(settings: EvaluationSettings, spacing: tuple[float, float, float]):
+    """The settings' options (or the core's defaults) at their resolution (or the truth's) on their device."""
+    from ..engine.devices import select_device
     from ..reconstruction.reconstruct import ReconstructionOptions
 
-    if settings.options is not None:
-        return settings.options
-    return ReconstructionOptions(resolution_mm=float(np.mean(spacing)))
+    resolution = settings.resolution_mm or float(np.mean(spacing))
+    return dataclasses.replace(settings.options or ReconstructionOptions(), resolution_mm=resolution,
+                               device=str(select_device(settings.device)))
 
 
 def reconstruct_variants(stacks: list, settings: EvaluationSettings, spacing, log: Log) -> dict:
     """name -> (ReconstructionResult, the stacks it was made from)."""
     from ..reconstruction.reconstruct import reconstruct
 
-    options = default_options(settings, spacing)
+    options = reconstruction_options(settings, spacing)
     variants = {"reconstruction": (stacks, dataclasses.replace(options, motion_correction=True)),
                 "no_motion_correction": (stacks, dataclasses.replace(options, motion_correction=False))}
     if settings.superres_variant:
         log("RRLSRN x2 in-plane on each stack")
         variants["with_rrlsrn"] = ([superresolved(s, settings.model, settings.device) for s in stacks], options)
+        variants["with_zero_fill"] = ([zero_filled(s) for s in stacks], options)
     results = {}
     for name, (inputs, variant_options) in variants.items():
         log(f"reconstructing: {name}")
@@ -87,6 +104,7 @@ def evaluate_simulated(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry, 
         methods[name] = scoring.score_result(truth, result, inputs, poses)
     naive = methods["naive_fusion"]["psnr"]
     return {"methods": methods, "psnr_gain_over_naive_db": {name: m["psnr"] - naive for name, m in methods.items()},
+            "rrlsrn_gain_db": _gains(methods, "with_rrlsrn", ("reconstruction", "with_zero_fill")),
             "stacks": [{"name": s.stack.name, "orientation": s.orientation, "shape_kji": list(s.stack.voxels_kji.shape),
                         "spacing_ijk": list(s.stack.geometry.spacing), "thickness_mm": s.stack.thickness_mm,
                         "slices_with_brain": int(s.stack.brain_mask().any(axis=(1, 2)).sum())}
@@ -114,3 +132,10 @@ def block_mean(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry, factor: 
                       spacing=tuple(float(s) * factor for s in geometry.spacing),
                       origin=tuple(float(v) for v in shift), direction=geometry.direction)
     return reduce(voxels_kji).astype(np.float32), reduce(brain_kji) > 0.5, coarse
+
+
+def _gains(methods: dict, method: str, references: tuple) -> dict:
+    """PSNR gain (dB) of ``method`` over each reference, when all were run."""
+    if method not in methods:
+        return {}
+    return {f"over_{name}": methods[method]["psnr"] - methods[name]["psnr"] for name in references if name in methods}
