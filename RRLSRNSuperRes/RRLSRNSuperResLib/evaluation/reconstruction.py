@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..imaging.geometry import Geometry
 from . import metrics
 
 ALIGNMENT = ("rigid least-squares fit of true to recovered slice poses (each slice's brain centre and 4 points "
@@ -37,15 +38,14 @@ class Truth:
 
     voxels_kji: np.ndarray
     mask_kji: np.ndarray
-    geometry: object  # imaging.geometry.Geometry (LPS)
+    geometry: Geometry  # LPS
     region: np.ndarray
     peak: float
 
 
-def truth_of(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry, margin: int = TRUTH_MARGIN_VOXELS) -> Truth:
+def truth_of(voxels_kji: np.ndarray, brain_kji: np.ndarray, geometry: Geometry,
+             margin: int = TRUTH_MARGIN_VOXELS) -> Truth:
     """Crop the truth to the brain's bounding box plus ``margin`` voxels and fix region and peak."""
-    from ..imaging.geometry import Geometry
-
     indices = np.argwhere(brain_kji)
     low = np.maximum(indices.min(axis=0) - margin, 0)
     high = np.minimum(indices.max(axis=0) + margin + 1, brain_kji.shape)
@@ -65,7 +65,7 @@ def score(truth: Truth, estimate_kji: np.ndarray) -> dict:
             "ssim": metrics.ssim(truth.voxels_kji, estimate_kji, truth.region, truth.peak)}
 
 
-def source_indices(source, target, matrix: np.ndarray) -> np.ndarray:
+def source_indices(source: Geometry, target: Geometry, matrix: np.ndarray) -> np.ndarray:
     """Continuous numpy KJI indices (3 x N) in ``source`` of every ``target`` voxel, x_source = matrix @ x_target."""
     width, height, depth = target.size
     kk, jj, ii = np.meshgrid(np.arange(depth), np.arange(height), np.arange(width), indexing="ij")
@@ -75,7 +75,8 @@ def source_indices(source, target, matrix: np.ndarray) -> np.ndarray:
     return np.linalg.solve(scaled, (points - np.asarray(source.origin)).T)[::-1]
 
 
-def resample_onto(voxels_kji: np.ndarray, source, target, matrix: np.ndarray, order: int = 1) -> np.ndarray:
+def resample_onto(voxels_kji: np.ndarray, source: Geometry, target: Geometry, matrix: np.ndarray,
+                  order: int = 1) -> np.ndarray:
     """``voxels_kji`` (on ``source``) at the voxels of ``target`` (KJI, float32), 0 outside; ``order`` 1 or 3."""
     from scipy import ndimage
 
@@ -85,7 +86,7 @@ def resample_onto(voxels_kji: np.ndarray, source, target, matrix: np.ndarray, or
     return values.reshape(depth, height, width).astype(np.float32)
 
 
-def covered(source, target, matrix: np.ndarray) -> np.ndarray:
+def covered(source: Geometry, target: Geometry, matrix: np.ndarray) -> np.ndarray:
     """Which ``target`` voxels (bool KJI) fall inside ``source``'s field of view."""
     kji = source_indices(source, target, matrix)
     shape = np.array(source.size[::-1])[:, None]
@@ -173,7 +174,7 @@ class StackOnGrid:
     brain: np.ndarray
 
 
-def stack_on_grid(stack, geometry, matrix: np.ndarray, order: int) -> StackOnGrid:
+def stack_on_grid(stack, geometry: Geometry, matrix: np.ndarray, order: int) -> StackOnGrid:
     """``stack`` on the voxels of ``geometry`` through x_stack_header = matrix @ x_grid."""
     values = resample_onto(stack.voxels_kji, stack.geometry, geometry, matrix, order)
     brain = resample_onto(stack.brain_mask().astype(np.float32), stack.geometry, geometry, matrix, 1) > 0.5
