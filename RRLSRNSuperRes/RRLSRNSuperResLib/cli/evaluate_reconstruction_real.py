@@ -53,7 +53,7 @@ def run_leave_one_out(args: argparse.Namespace) -> dict:
         results.append(leave_one_out(stacks, index, settings, log=lambda text: print(text, flush=True)))
         rows.append(row(results[-1]))
         print("\n".join([header, *rows]), flush=True)
-    beaten = sum(r["ncc_gain"] > 0 and r["psnr_gain_db"] > 0 for r in results)
+    beaten = sum(int(r["ncc_gain"] > 0 and r["psnr_gain_db"] > 0) for r in results)
     print(f"reconstruction beats naive fusion (NCC and PSNR) for {beaten} of {len(results)} left-out stacks")
     return {"command": "rrlsrn evaluate-reconstruction --leave-one-out", "stacks": [str(p) for p in args.leave_one_out],
             "masks": [str(p) for p in args.mask], "results": results, "beaten": beaten}

@@ -12,6 +12,7 @@ carry the template's intensity scale), peak = the real stack's max - min inside 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -77,7 +78,7 @@ def compare(real_kji: np.ndarray, predicted_kji: np.ndarray, mask_kji: np.ndarra
     fitted = design @ np.linalg.lstsq(design, real, rcond=None)[0]
     peak = float(real.max() - real.min()) or 1.0
     mse = float(np.mean((fitted - real) ** 2))
-    return {"ncc": ncc, "psnr": 10.0 * np.log10(peak**2 / mse) if mse > 0 else float("inf"),
+    return {"ncc": ncc, "psnr": 10.0 * math.log10(peak**2 / mse) if mse > 0 else math.inf,
             "pixels": int(real.size)}
 
 
