@@ -157,3 +157,12 @@ def test_zero_filled_stack_keeps_positions_mask_and_profile():
         return (s.geometry.index_to_physical(ijk) * weights[:, None]).sum(axis=0) / weights.sum()
 
     np.testing.assert_allclose(centroid(finer), centroid(stack), atol=0.02)
+
+
+def test_rejected_slices_count_only_slices_with_brain():
+    stack = toy_stack()
+    mask = np.zeros((6, 16, 20), dtype=bool)
+    mask[1:4, 5:9, 5:9] = True
+    stack = Stack(voxels_kji=stack.voxels_kji, geometry=stack.geometry, mask_kji=mask)
+    weights = np.array([0.0, 0.0, 1.0, 0.5, 0.0, 0.0])
+    assert scoring.rejected_slices([weights], [stack]) == 1

@@ -123,5 +123,5 @@ def leave_one_out(stacks: Sequence, index: int, settings: LeaveOneOutSettings, l
     return {"left_out": left_out.name, "reconstruction": recon_scores, "naive_fusion": naive_scores,
             "ncc_gain": recon_scores["ncc"] - naive_scores["ncc"],
             "psnr_gain_db": recon_scores["psnr"] - naive_scores["psnr"], "registration": how,
-            "reconstruction_seconds": float(result.seconds), "rejected_slices": int(sum(
-                int(np.sum(np.asarray(w) <= 0)) for w in result.slice_weights))}
+            "reconstruction_seconds": float(result.seconds),
+            "rejected_slices": scoring.rejected_slices(result.slice_weights, others)}

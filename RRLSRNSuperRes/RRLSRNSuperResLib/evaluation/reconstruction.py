@@ -217,11 +217,16 @@ def score_baselines(truth: Truth, stacks: Sequence, true_poses: Sequence[np.ndar
     return scores
 
 
+def rejected_slices(slice_weights: Sequence[np.ndarray], stacks: Sequence) -> int:
+    """Slices with brain pixels that the reconstruction gave weight 0 (slices without brain have 0 anyway)."""
+    return int(sum(np.sum((np.asarray(w) <= 0) & stack.brain_mask().any(axis=(1, 2)))
+                   for w, stack in zip(slice_weights, stacks)))
+
+
 def score_result(truth: Truth, result, stacks: Sequence, true_poses: Sequence[np.ndarray]) -> dict:
     """A ``ReconstructionResult`` resampled (linear) onto the truth through the poses' global fit; pose errors."""
     alignment = global_alignment(result.transforms, true_poses, stacks, result.slice_weights)
     estimate = resample_onto(result.volume_kji, result.geometry, truth.geometry, alignment, 1)
-    rejected = int(sum(int(np.sum(np.asarray(w) <= 0)) for w in result.slice_weights))
     return {**score(truth, estimate), "pose_errors": pose_errors(result.transforms, true_poses, stacks, alignment),
-            "rejected_slices": rejected, "seconds": float(result.seconds), "alignment_matrix": alignment.tolist(),
-            "parameters": result.parameters}
+            "rejected_slices": rejected_slices(result.slice_weights, stacks), "seconds": float(result.seconds),
+            "alignment_matrix": alignment.tolist(), "parameters": result.parameters}
