@@ -20,6 +20,9 @@ COMMANDS = {
                               "and score the gain over the interpolated input"),
     "report": ("report", "the paper's comparison measured here: cubic, bicubic, sinc, SRCNN, RRLSRN, ablations, "
                "runtime (JSON, Markdown, PNG)"),
+    "evaluate-reconstruction": ("evaluate_reconstruction", "simulate motion-corrupted stacks from 3D volumes, "
+                                "reconstruct and score against the truth and baselines (or --leave-one-out on "
+                                "real stacks)"),
     "mask": ("mask", "automatic fetal brain mask"),
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),
