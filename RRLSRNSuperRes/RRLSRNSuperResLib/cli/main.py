@@ -20,6 +20,8 @@ COMMANDS = {
                               "and score the gain over the interpolated input"),
     "report": ("report", "the paper's comparison measured here: cubic, bicubic, sinc, SRCNN, RRLSRN, ablations, "
                "runtime (JSON, Markdown, PNG)"),
+    "reconstruct": ("reconstruct", "one motion-corrected isotropic 3D volume from several stacks (RRLSRN x2 "
+                    "in-plane on each, then slice-to-volume reconstruction)"),
     "evaluate-reconstruction": ("evaluate_reconstruction", "simulate motion-corrupted stacks from 3D volumes, "
                                 "reconstruct and score against the truth and baselines (or --leave-one-out on "
                                 "real stacks)"),

@@ -35,29 +35,21 @@ class EvaluationSettings:
     device: str = "auto"  # for the engine and the reconstruction (engine.devices)
 
 
-def on_x2_grid(stack, voxels_kji: np.ndarray, suffix: str):
-    """``stack``'s x2 in-plane version with these voxels: x2 grid (``imaging.geometry``), mask carried over."""
-    from ..imaging.geometry import upsampled_geometry
-    from ..masks.transfer import mask_to_x2_grid
-    from ..reconstruction.stacks import Stack
-
-    mask = None if stack.mask_kji is None else mask_to_x2_grid(stack.mask_kji, 2).astype(bool)
-    return Stack(voxels_kji=voxels_kji, geometry=upsampled_geometry(stack.geometry, 2), mask_kji=mask,
-                 thickness_mm=stack.thickness_mm, name=f"{stack.name}-{suffix}")
-
-
 def superresolved(stack, model: Optional[Path], device: str):
-    """The stack x2 in-plane through the engine (RRLSRN, k-space consistency)."""
-    from ..engine.volume import superresolve
+    """The stack x2 in-plane through the engine as ``rrlsrn reconstruct`` runs it (RRLSRN, k-space consistency)."""
+    from ..engine.acquisition import superresolve_acquired
+    from ..engine.options import EngineOptions
+    from ..reconstruction.stacks import on_x2_grid
 
-    result = superresolve(stack.voxels_kji, stack.geometry.spacing, plane="k", model=model, device=device,
-                          mask_kji=stack.mask_kji, consistency="kspace")
+    options = EngineOptions(model=model, device=device, plane="k", consistency="kspace")
+    result = superresolve_acquired(stack.voxels_kji, stack.geometry.spacing, options, mask_kji=stack.mask_kji)
     return on_x2_grid(stack, result.voxels, "rrlsrn")
 
 
 def zero_filled(stack):
     """The stack x2 in-plane by zero-fill (sinc): the control that says what RRLSRN adds beyond a finer grid."""
     from ..imaging.degrade import zero_fill_upsample_slices
+    from ..reconstruction.stacks import on_x2_grid
 
     return on_x2_grid(stack, zero_fill_upsample_slices(stack.voxels_kji), "zerofill")
 

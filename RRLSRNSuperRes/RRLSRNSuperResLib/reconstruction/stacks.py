@@ -14,7 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import UserInputError
-from ..imaging.geometry import Geometry, numpy_axis, slice_axis
+from ..imaging.geometry import Geometry, numpy_axis, slice_axis, upsampled_geometry
+from ..masks.transfer import mask_to_x2_grid
 
 MIN_STACKS = 2
 
@@ -59,32 +60,41 @@ def stack_from_image(image: sitk.Image, mask: Union[sitk.Image, np.ndarray, None
                      thickness: Optional[float] = None, name: str = "stack") -> Stack:
     """A :class:`Stack` from a 3D SimpleITK image (LPS), its slices moved to the ``k`` axis.
 
-    The slice axis is ``imaging.geometry.slice_axis`` (the thickest, or the one across square
-    pixels). ``mask`` is an image on the same grid or a KJI array of the image's shape.
+    ``mask`` is an image on the same grid or a KJI array of the image's shape.
     """
     if image.GetDimension() != 3:
         raise UserInputError(f"{name}: a stack must be a 3D volume, this one is {image.GetDimension()}D")
-    size = image.GetSize()
+    voxels = sitk.GetArrayFromImage(image)
+    geometry = Geometry(size=tuple(image.GetSize()), spacing=tuple(image.GetSpacing()),
+                        origin=tuple(image.GetOrigin()), direction=tuple(image.GetDirection()))
+    return stack_from_arrays(voxels, geometry, _mask_array(mask, voxels.shape, name), thickness, name)
+
+
+def stack_from_arrays(voxels_kji: np.ndarray, geometry: Geometry, mask_kji: Optional[np.ndarray] = None,
+                      thickness: Optional[float] = None, name: str = "stack") -> Stack:
+    """A :class:`Stack` from voxels (numpy [k, j, i]) on ``geometry`` (LPS), its slices moved to the ``k`` axis.
+
+    The slice axis is ``imaging.geometry.slice_axis`` (the thickest, or the one across square
+    pixels); the axes are permuted with the direction's columns, so every voxel keeps its position.
+    """
+    size = tuple(geometry.size)
+    if np.ndim(voxels_kji) != 3:
+        raise UserInputError(f"{name}: a stack must be a 3D volume, this one has {np.ndim(voxels_kji)} dimensions")
     if min(size) < 2:
         raise UserInputError(f"{name}: a stack needs at least 2 slices and 2x2 pixels, this one is {size}; "
                              "give a 3D stack, not a single 2D slice")
-    voxels = sitk.GetArrayFromImage(image).astype(np.float32)
-    mask_kji = _mask_array(mask, voxels.shape, name)
-    geometry = Geometry(size=tuple(size), spacing=tuple(image.GetSpacing()), origin=tuple(image.GetOrigin()),
-                        direction=tuple(image.GetDirection()))
-    axis = slice_axis(geometry.spacing, "auto", geometry.size)
+    axis = slice_axis(geometry.spacing, "auto", size)
     order_ijk = [a for a in range(3) if a != axis] + [axis]  # new i, j, k as old IJK axes
     order_numpy = [numpy_axis(a) for a in reversed(order_ijk)]  # new numpy [k, j, i] from old numpy axes
     permuted = Geometry(
-        size=tuple(geometry.size[a] for a in order_ijk),
+        size=tuple(size[a] for a in order_ijk),
         spacing=tuple(geometry.spacing[a] for a in order_ijk),
         origin=geometry.origin,
         direction=tuple(geometry.direction_matrix[:, order_ijk].ravel()),
     )
-    voxels = np.ascontiguousarray(np.transpose(voxels, order_numpy))
-    if mask_kji is not None:
-        mask_kji = np.ascontiguousarray(np.transpose(mask_kji, order_numpy))
-    return Stack(voxels, permuted, mask_kji, thickness, name)
+    voxels = np.ascontiguousarray(np.transpose(np.asarray(voxels_kji, dtype=np.float32), order_numpy))
+    mask = None if mask_kji is None else np.ascontiguousarray(np.transpose(np.asarray(mask_kji) > 0, order_numpy))
+    return Stack(voxels, permuted, mask, thickness, name)
 
 
 def _mask_array(mask: Union[sitk.Image, np.ndarray, None], shape: tuple[int, ...], name: str) -> Optional[np.ndarray]:
@@ -125,3 +135,11 @@ def crop_to_mask(stack: Stack, margin_mm: float) -> Stack:
     geometry = replace(stack.geometry, size=tuple(int(s) for s in (high - low)[::-1]), origin=tuple(origin))
     cropped_mask = None if stack.mask_kji is None else stack.mask_kji[box]
     return replace(stack, voxels_kji=stack.voxels_kji[box], geometry=geometry, mask_kji=cropped_mask)
+
+
+def on_x2_grid(stack: Stack, voxels_kji: np.ndarray, suffix: str) -> Stack:
+    """``stack`` made x2 in-plane (by RRLSRN or an interpolation) with these voxels: the exact x2 grid of
+    ``imaging.geometry`` (slices, thickness and positions unchanged), the mask carried over."""
+    mask = None if stack.mask_kji is None else mask_to_x2_grid(stack.mask_kji, 2).astype(bool)
+    return Stack(voxels_kji=voxels_kji, geometry=upsampled_geometry(stack.geometry, 2), mask_kji=mask,
+                 thickness_mm=stack.thickness_mm, name=f"{stack.name}-{suffix}")

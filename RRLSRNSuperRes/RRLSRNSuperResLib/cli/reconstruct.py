@@ -1,0 +1,57 @@
+"""``rrlsrn reconstruct STACK [STACK ...] --output OUT``: one motion-corrected isotropic volume from several stacks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .engine_options import add_engine_options, engine_options_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stacks", type=Path, nargs="+", metavar="STACK",
+                        help="two or more stacks of one subject, any orientation (NIfTI, NRRD, MHA, DICOM folder)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="the volume to write (.nii.gz, .nii, .nrrd, .mha); its brain mask <name>_mask and "
+                             "sidecar <name>.json (slice poses and weights) are written beside it")
+    parser.add_argument("--mask", type=Path, nargs="+", default=[], metavar="MASK",
+                        help="one brain mask per stack, in the same order (default: the automatic fetal brain mask)")
+    parser.add_argument("--resolution", type=float, default=0.8, metavar="MM",
+                        help="isotropic voxel size of the output in mm (default 0.8)")
+    parser.add_argument("--thickness", type=float, metavar="MM",
+                        help="slice thickness (slice profile FWHM) of every stack in mm (default: each stack's slice "
+                             "spacing)")
+    parser.add_argument("--no-superres", dest="superres", action="store_false",
+                        help="fuse the stacks as they are, without RRLSRN x2 in-plane first (to measure what it adds)")
+    parser.add_argument("--no-motion-correction", dest="motion_correction", action="store_false",
+                        help="trust the headers: no stack alignment and no slice-to-volume registration")
+    add_engine_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.devices import select_device
+    from ..model.artifact import model_identity
+    from ..pipeline.reconstruction import ReconstructionJob, reconstruct_files
+    from ..reconstruction.reconstruct import ReconstructionOptions
+    from .progress_bar import terminal_progress
+
+    engine = engine_options_from_args(args)
+    options = ReconstructionOptions(resolution_mm=args.resolution, motion_correction=args.motion_correction,
+                                    device=str(select_device(engine.device)))
+    job = ReconstructionJob(stacks=tuple(args.stacks), output=args.output, masks=tuple(args.mask),
+                            superres=args.superres, thickness_mm=args.thickness, engine=engine,
+                            reconstruction=options)
+    provenance = {"Model": model_identity(engine.model, engine.consistency) if args.superres else None,
+                  "Command": args.command_line}
+    files = reconstruct_files(job, progress_for=terminal_progress, provenance=provenance)
+    result = files.result
+    size = "x".join(str(n) for n in result.geometry.size)
+    rejected = result.parameters.get("slices_rejected", 0)
+    print(f"{size} voxels of {args.resolution:g} mm from {len(args.stacks)} stacks in {result.seconds:.1f} s "
+          f"on {options.device}; template {args.stacks[result.template_index].name}, "
+          f"{rejected} slice{'s' if rejected != 1 else ''} rejected")
+    for written in files.written:
+        print(f"wrote {written}")
+    for note in files.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,167 @@
+"""Several stacks from files to one motion-corrected isotropic volume on file: ``rrlsrn reconstruct``'s job.
+
+read every stack (any format ``superres`` reads) -> brain masks (given, else the automatic fetal
+brain mask) -> RRLSRN x2 in-plane on each stack through the engine (unless ``superres`` is off) ->
+``reconstruction.reconstruct`` -> the volume, its brain mask and a JSON sidecar (each slice's pose
+and weight, the options, the inputs), all written atomically after the work is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..engine.acquisition import superresolve_acquired
+from ..engine.options import EngineOptions
+from ..errors import Progress, UserInputError
+from ..io.atomic_files import write_json
+from ..io.formats import check_output_path, check_volume_output
+from ..io.sidecars import sidecar_path
+from ..io.volumes import Volume, read_mask_on_grid, read_volume, write_volume
+from ..masks.fetal_brain import fetal_brain_mask
+from ..reconstruction.reconstruct import ReconstructionOptions, ReconstructionResult, reconstruct
+from ..reconstruction.stacks import Stack, on_x2_grid, stack_from_arrays
+from .stack import output_voxels
+
+MASK_SUFFIX = "_mask"
+
+
+@dataclass(frozen=True)
+class ReconstructionJob:
+    """What ``rrlsrn reconstruct`` was asked: inputs, outputs and how.
+
+    ``masks``: one per stack, in the same order, or empty (automatic masks). ``thickness_mm``: the
+    slice profile's FWHM for every stack (None: each stack's slice spacing). ``superres``: RRLSRN
+    x2 in-plane on each stack first (off to measure what it adds).
+    """
+
+    stacks: tuple[Path, ...]
+    output: Path
+    masks: tuple[Path, ...] = ()
+    superres: bool = True
+    thickness_mm: Optional[float] = None
+    engine: EngineOptions = EngineOptions()
+    reconstruction: ReconstructionOptions = ReconstructionOptions()
+
+
+@dataclass
+class ReconstructionFiles:
+    """What was written, and the reconstruction behind it."""
+
+    result: ReconstructionResult
+    written: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    """The volume, its brain mask beside it (``<name>_mask``) and its JSON sidecar (``<name>.json``)."""
+    sidecar = sidecar_path(output)
+    if sidecar is None:
+        raise UserInputError(f"cannot tell the format of {output}: give a .nii.gz, .nii, .nrrd or .mha file")
+    mask = sidecar.with_name(sidecar.name[: -len(".json")] + MASK_SUFFIX + output.name[len(sidecar.stem):])
+    return {"volume": output, "mask": mask, "sidecar": sidecar}
+
+
+def check_job(job: ReconstructionJob) -> dict[str, Path]:
+    """Every refusal that needs no reading: too few stacks, masks not one per stack, unusable outputs."""
+    if len(job.stacks) < 2:
+        raise UserInputError(f"a 3D reconstruction needs at least 2 stacks (got {len(job.stacks)}); give stacks "
+                             "in several orientations")
+    if job.masks and len(job.masks) != len(job.stacks):
+        raise UserInputError(f"give one --mask per stack, in the same order ({len(job.masks)} masks for "
+                             f"{len(job.stacks)} stacks), or none for automatic masks")
+    if job.thickness_mm is not None and not job.thickness_mm > 0:
+        raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}")
+    inputs = [*job.stacks, *job.masks]
+    paths = output_paths(job.output)
+    if check_volume_output(job.output, inputs) == "dicom":
+        raise UserInputError("the reconstruction is written as NIfTI, NRRD or MHA, not DICOM")
+    for path in (paths["mask"], paths["sidecar"]):
+        check_output_path(path, inputs + [job.output])
+    return paths
+
+
+def read_stack_volume(path: Path) -> Volume:
+    """One stack's voxels and header, refused at once when it is no 3D scalar stack of several slices."""
+    volume = read_volume(path)
+    if volume.components != 1:
+        raise UserInputError(f"{path} has {volume.components} components per voxel; give scalar T2 stacks")
+    if volume.voxels.ndim != 3 or min(volume.voxels.shape) < 2:
+        raise UserInputError(f"{path} is not a 3D stack of several slices ({volume.voxels.shape[::-1]} voxels)")
+    return volume
+
+
+def stack_with_mask(path: Path, volume: Volume, mask: Optional[Path],
+                    thickness_mm: Optional[float]) -> tuple[Stack, list[str]]:
+    """The stack with its brain mask (read, or found automatically), slices on k; notes on the mask."""
+    notes = []
+    if mask is not None:
+        mask_voxels = read_mask_on_grid(mask, volume)
+    else:
+        found = fetal_brain_mask(volume.voxels, volume.geometry.spacing)
+        mask_voxels = found.voxels
+        notes += [f"{path.name}: automatic brain mask, confidence {found.confidence:.2f}"]
+        notes += [f"{path.name}: {problem}" for problem in found.problems]
+    if not np.any(mask_voxels):
+        raise UserInputError(f"the brain mask of {path} is empty; give a mask that covers the brain")
+    return stack_from_arrays(volume.voxels, volume.geometry, mask_voxels, thickness_mm, _name(path)), notes
+
+
+def _name(path: Path) -> str:
+    return Path(path).name.split(".")[0]
+
+
+def superresolve_stack(stack: Stack, options: EngineOptions, progress: Optional[Progress]) -> Stack:
+    """The stack x2 in-plane by RRLSRN (slices along k, the brain box only), on its exact x2 grid."""
+    result = superresolve_acquired(stack.voxels_kji, stack.geometry.spacing, dataclasses.replace(options, plane="k"),
+                                   mask_kji=stack.mask_kji, progress=progress)
+    return on_x2_grid(stack, result.voxels, "rrlsrn")
+
+
+def reconstruct_files(job: ReconstructionJob, progress_for: Callable[[str], Optional[Progress]] = lambda _: None,
+                      provenance: Optional[dict] = None) -> ReconstructionFiles:
+    """Run ``job``; nothing is written before the reconstruction is complete (Ctrl-C leaves no file)."""
+    paths = check_job(job)
+    masks: Sequence[Optional[Path]] = job.masks or [None] * len(job.stacks)
+    volumes = [read_stack_volume(Path(path)) for path in job.stacks]
+    read = [stack_with_mask(Path(path), volume, mask, job.thickness_mm)
+            for path, volume, mask in zip(job.stacks, volumes, masks)]
+    stacks, notes = [stack for stack, _ in read], [note for _, stack_notes in read for note in stack_notes]
+    input_type = volumes[0].voxels.dtype
+    if job.superres:
+        stacks = [superresolve_stack(stack, job.engine, progress_for(f"RRLSRN x2 {stack.name}")) for stack in stacks]
+    result = reconstruct(stacks, job.reconstruction, progress_for("3D reconstruction"))
+    voxels, type_notes = output_voxels(np.clip(result.volume_kji, 0, None), input_type, "auto")
+    write_volume(paths["volume"], voxels, result.geometry)
+    write_volume(paths["mask"], result.mask_kji.astype(np.uint8), result.geometry)
+    write_json(paths["sidecar"], sidecar(job, result, stacks, provenance or {}))
+    written = [f"{paths['volume']} ({voxels.dtype.name})", f"{paths['mask']} (uint8 brain mask)",
+               f"{paths['sidecar']} (slice poses and weights, options)"]
+    return ReconstructionFiles(result, written, notes + type_notes)
+
+
+def sidecar(job: ReconstructionJob, result: ReconstructionResult, stacks: Sequence[Stack], provenance: dict) -> dict:
+    """Each slice's pose (4x4, LPS mm, x_anatomy = T @ x_nominal) and weight (0 = rejected), the options, inputs."""
+    return {
+        "Sources": [str(path) for path in job.stacks],
+        "Masks": [str(path) for path in job.masks] or "automatic",
+        "Description": "motion-corrected super-resolution reconstruction from several stacks, isotropic voxels",
+        "RRLSRN": {
+            **provenance,
+            "InPlaneSuperResolution": job.superres,
+            "EngineOptions": dataclasses.asdict(job.engine) if job.superres else None,
+            "Reconstruction": result.parameters,
+            "Seconds": round(result.seconds, 3),
+            "TemplateStack": str(job.stacks[result.template_index]),
+            "Stacks": [{"Source": str(path), "SliceAxisIJK": "k after reorientation", "ThicknessMm": stack.thickness_mm,
+                        "Slices": [{"Index": index, "TransformLPS": np.round(transform, 6).tolist(),
+                                    "Weight": round(float(weight), 4)}
+                                   for index, (transform, weight) in enumerate(zip(transforms, weights))]}
+                       for path, stack, transforms, weights in zip(job.stacks, stacks, result.transforms,
+                                                                    result.slice_weights)],
+        },
+    }
