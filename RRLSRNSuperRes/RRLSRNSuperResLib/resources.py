@@ -50,3 +50,12 @@ def sample_volume_path() -> Path:
 
 def sample_mask_path() -> Path:
     return resource_path("SampleData", "sub-01_run-1_T2w_desc-brain_mask.nii.gz")
+
+
+def reconstruction_sample_paths() -> tuple[list[Path], list[Path]]:
+    """The six orthogonal stacks of one fetus (cropped around the head) and their brain masks, for
+    ``rrlsrn reconstruct``'s example and Slicer's Sample Data."""
+    folder = resource_path("SampleData", "sub-01-stacks")
+    runs = range(1, 7)
+    return ([folder / f"sub-01_run-{run}_T2w.nii.gz" for run in runs],
+            [folder / f"sub-01_run-{run}_T2w_desc-brain_mask.nii.gz" for run in runs])
