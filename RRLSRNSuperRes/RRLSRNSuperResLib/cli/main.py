@@ -20,6 +20,8 @@ COMMANDS = {
                               "and score the gain over the interpolated input"),
     "report": ("report", "the paper's comparison measured here: cubic, bicubic, sinc, SRCNN, RRLSRN, ablations, "
                "runtime (JSON, Markdown, PNG)"),
+    "stress-set": ("stress_set", "build the stress set of smooth, high-SNR fetal stacks (issue 27) from the shared "
+                   "data, for rrlsrn evaluate --degradation kspace"),
     "mask": ("mask", "automatic fetal brain mask"),
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),
