@@ -26,10 +26,10 @@ from typing import Callable, Union
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ..imaging.consistency import project_onto_measurement
 from ..imaging.degrade import crop_to_even, downsample_slices
+from ..imaging.local_gain import local_gain
 from .options import Detail, parse_detail
 from .slice_runner import BatchTooLarge, SliceRunner, Window
 
@@ -37,7 +37,6 @@ AUTO_SHRINK = 0.75
 """``g = clip(AUTO_SHRINK * g_down, 0, 1)``; chosen on the stress set only (docs/results.md)."""
 AUTO_SIGMA_PIXELS = 12.0
 """Gaussian SD (LR pixels) of the local calibration; chosen with ``AUTO_SHRINK``."""
-_ENERGY_FLOOR = 1e-3  # of the mean out-of-band energy: where the network adds nothing, the gain is moot
 _MIN_CALIBRATION_SIDE = 8  # LR pixels one octave down; below that the calibration says nothing
 
 
@@ -45,9 +44,9 @@ def calibrate_gain(x2: Callable[[np.ndarray], np.ndarray], slices: np.ndarray) -
     """``auto``'s gain map (``S x h x w`` in [0, 1], on the LR grid) for ``slices`` (``S x h x w``,
     normalised); ``x2`` is the engine's network (views included) on ``S x h' x w'`` slices.
 
-    The least-squares gain one octave down is measured locally: products and energies are
-    smoothed by a Gaussian of ``AUTO_SIGMA_PIXELS`` before their ratio is taken, so a smooth
-    brain inside sharp maternal tissue gets its own gain. See the module docstring.
+    The least-squares gain one octave down is measured locally (``imaging.local_gain``, a
+    Gaussian of ``AUTO_SIGMA_PIXELS``), so a smooth brain inside sharp maternal tissue gets its
+    own gain. See the module docstring.
     """
     lr = crop_to_even(slices.astype(np.float32))
     if min(lr.shape[1:]) < 2 * _MIN_CALIBRATION_SIDE:
@@ -55,11 +54,7 @@ def calibrate_gain(x2: Callable[[np.ndarray], np.ndarray], slices: np.ndarray) -
     lower = downsample_slices(lr, "kspace")
     estimate = project_onto_measurement(x2(lower), lower, "kspace").astype(np.float64)
     base = project_onto_measurement(np.zeros_like(estimate), lower, "kspace").astype(np.float64)
-    added = estimate - base
-    sigma = (0.0, AUTO_SIGMA_PIXELS, AUTO_SIGMA_PIXELS)
-    agreement = ndimage.gaussian_filter((lr - base) * added, sigma)
-    energy = ndimage.gaussian_filter(added * added, sigma)
-    local = agreement / (energy + _ENERGY_FLOOR * max(float(energy.mean()), np.finfo(float).tiny))
+    local = local_gain(lr - base, estimate - base, AUTO_SIGMA_PIXELS)
     gain = np.clip(AUTO_SHRINK * local, 0.0, 1.0).astype(np.float32)
     rows, cols = slices.shape[1] - lr.shape[1], slices.shape[2] - lr.shape[2]
     return np.pad(gain, ((0, 0), (0, rows), (0, cols)), mode="edge")
