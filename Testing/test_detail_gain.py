@@ -119,3 +119,18 @@ def test_evaluate_json_records_the_detail_gain(tmp_path, mrml_tiny_model_path, v
                  "--model", str(mrml_tiny_model_path), "--json", str(report)]) == 0
     scores = json.loads(report.read_text())
     assert scores["detail_option"] == 0.3 and scores["volumes"][0]["engine"]["detail_gain"] == 0.3
+
+
+def test_cancelling_during_the_calibration_stops_the_run(volume, mrml_tiny_model_path):
+    from RRLSRNSuperResLib.errors import SuperResolutionCancelled
+
+    messages = []
+
+    def progress(fraction, message):
+        messages.append(message)
+        return message != "calibrating the detail gain"
+
+    with pytest.raises(SuperResolutionCancelled):
+        superresolve(volume, (1.0, 1.0, 3.0), EngineOptions(model=mrml_tiny_model_path, device="cpu", plane="k"),
+                     progress=progress)
+    assert messages[-1] == "calibrating the detail gain"

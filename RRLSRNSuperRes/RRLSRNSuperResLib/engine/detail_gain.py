@@ -92,13 +92,16 @@ def resolve_gain(detail: Detail, consistency: str, x2: Callable[[np.ndarray], np
     return DetailGain(float(detail), f"detail gain {float(detail):.2f} (given)")
 
 
-def network_x2(runner: SliceRunner, batch: int) -> Callable[[np.ndarray], np.ndarray]:
+def network_x2(runner: SliceRunner, batch: int,
+               on_batch: Callable[[], None] = lambda: None) -> Callable[[np.ndarray], np.ndarray]:
     """The runner on whole normalised slices ``S x h x w`` -> ``S x 2h x 2w``, ``batch`` at a time
-    (halved when the GPU says the batch is too large)."""
+    (halved when the GPU says the batch is too large); ``on_batch()`` before each batch (progress,
+    which may raise to cancel)."""
     def x2(slices: np.ndarray) -> np.ndarray:
         size, outputs, start = batch, [], 0
         window = Window(0, slices.shape[1], 0, slices.shape[2])
         while start < len(slices):
+            on_batch()
             try:
                 outputs.append(runner.run(slices[start: start + size], window))
             except BatchTooLarge:

@@ -215,10 +215,8 @@ def _batch_size(run: _Run, options: EngineOptions) -> int:
 
 def _calibrate_detail(run: _Run, options: EngineOptions, batch: int, report: _Reporter) -> DetailGain:
     """The share of the network's out-of-band detail to keep (``engine.detail_gain``), noted."""
-    if options.detail == "auto":
-        report(0.0, "calibrating the detail gain")
-    gain = resolve_gain(options.detail, options.consistency, network_x2(run.runner, batch),
-                        run.scale.normalise(run.slices))
+    calibrating = network_x2(run.runner, batch, lambda: report(0.0, "calibrating the detail gain"))
+    gain = resolve_gain(options.detail, options.consistency, calibrating, run.scale.normalise(run.slices))
     run.runner.notes.append(gain.note)
     return gain
 
