@@ -134,3 +134,13 @@ def test_cancelling_during_the_calibration_stops_the_run(volume, mrml_tiny_model
         superresolve(volume, (1.0, 1.0, 3.0), EngineOptions(model=mrml_tiny_model_path, device="cpu", plane="k"),
                      progress=progress)
     assert messages[-1] == "calibrating the detail gain"
+
+
+@pytest.mark.parametrize("command, inputs", [("report", ["hr.nii.gz", "--out", "out"]), ("bench", [])])
+def test_report_and_bench_take_the_shared_detail_option(command, inputs):
+    from RRLSRNSuperResLib.cli.engine_options import engine_options_from_args
+    from RRLSRNSuperResLib.cli.main import build_parser
+
+    args = build_parser(command).parse_args([command, *inputs, "--detail", "full"])
+    assert engine_options_from_args(args, consistency="kspace").detail == "full"
+    assert build_parser(command).parse_args([command, *inputs, "--detail", "0.25"]).detail == 0.25
