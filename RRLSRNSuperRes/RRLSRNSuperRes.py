@@ -497,7 +497,8 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
         The parameter node's ``batchSize`` (0 = automatic; a Qt-style name) is the engine's
         ``batch_size`` (None = automatic); ``adaptToScan`` is ``ADAPT_SECONDS`` of adaptation;
-        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``.
+        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``. The detail gain keeps its
+        default (``auto``: calibrated under ``kspace``, all detail under ``none``).
         """
         from RRLSRNSuperResLib.engine.options import EngineOptions
 

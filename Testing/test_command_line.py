@@ -332,7 +332,7 @@ def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp
     lowest, highest = (achieved - 0.005) / (ceiling + 0.005), (achieved + 0.005) / (ceiling - 0.005)
     assert lowest - 0.0005 <= figures["fraction_of_same_precision_matmul"] <= highest + 0.0005
     assert figures["peak_host_memory_mb"] > 100
-    assert (figures["consistency"], figures["views"]) == ("kspace", 2)
+    assert (figures["consistency"], figures["views"], figures["detail"]) == ("kspace", 2, "auto")
     assert main(["bench", str(source), "--device", "cpu", "--repeats", "1", "--views", "1", "--json", str(report)]) == 0
     single = json.loads(report.read_text())
     assert single["model_gflop_fp32_counted"] == pytest.approx(figures["model_gflop_fp32_counted"] / 2, rel=0.02)

@@ -78,7 +78,7 @@ def test_report_writes_the_tables_json_and_figures(volumes, tmp_path, capsys):
         assert ablation["full_model_gain_db"]["mean"] == pytest.approx(0.0, abs=1e-9)
         assert ablation["component_helps"].startswith("no")
     assert report["ablations"]["no_gdl"]["paper_gain_of_full_model_db"] == 0.1
-    assert report["learned_models"] == {"consistency": "matched", "views": 2}
+    assert report["learned_models"] == {"consistency": "matched", "views": 2, "detail": "auto"}
     assert "outputs made consistent with the LR" in (out / "report.md").read_text(encoding="utf-8")
     assert report["ablations"]["no_gdl"]["full_model"] == model
     assert [report["models"][f"rrlsrn_{d}"]["path"] for d in ("bicubic", "kspace")] == [model, model]

@@ -109,7 +109,8 @@ def process_stack(task: Task) -> dict[str, Any]:
                          mask_source=mask_source,
                          result={"device": result.device, "precision": result.precision,
                                  "slice_axis": result.slice_axis,
-                                 "spacing": result.geometry.spacing, "seconds": result.seconds},
+                                 "spacing": result.geometry.spacing, "seconds": result.seconds,
+                                 "detail_gain": round(result.detail_gain, 4)},
                          command=list(settings.command))
         write_json(paths["sidecar"], record)
         written = [str(paths["image"]), str(paths["sidecar"])] + ([str(paths["mask"])] if mask else [])

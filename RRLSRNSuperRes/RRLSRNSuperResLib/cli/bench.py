@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     figures = {"input": str(args.input or sample_volume_path()), "voxels": list(volume.voxels.shape),
                "model": model_identity(options.model, options.consistency)["name"],
                "device": device.type, "precision": precision_name(compute_dtype),
-               "consistency": options.consistency, "views": options.views,
+               "consistency": options.consistency, "views": options.views, "detail": options.detail,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "seconds_median": round(seconds, 3), "slices_per_second": round(slices / seconds, 2),
                "model_gflop_fp32_counted": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),

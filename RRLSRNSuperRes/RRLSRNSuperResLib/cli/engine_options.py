@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..engine.devices import DEVICES
-from ..engine.options import ACQUISITIONS, EngineOptions
+from ..engine.options import ACQUISITIONS, EngineOptions, parse_detail
 from ..engine.self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
+from ..errors import UserInputError
 from ..evaluation.simulated_lr import MATCHED
 from ..imaging.consistency import CONSISTENCY_MODELS
 from ..imaging.geometry import PLANES
@@ -27,13 +28,13 @@ CONSISTENCY_HELP = {
     "none": "the network's output as it is (e.g. for an input masked or edited after reconstruction)",
 }
 ENGINE_OPTIONS = ("model", "device", "precision", "plane", "acquisition", "batch_size", "consistency", "views",
-                  "adapt_seconds")
+                  "adapt_seconds", "detail")
 _DESTINATIONS = {"adapt_seconds": "adapt"}  # EngineOptions field -> argparse destination, where they differ
 
 
 def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: Sequence[str] = CONSISTENCY_MODELS,
                        omit: Sequence[str] = ()) -> None:
-    """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt``,
+    """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt --detail``,
     with the same defaults and help everywhere; ``omit`` names the ``EngineOptions`` fields a command
     does not apply. ``consistency_choices`` starting with ``matched``: an evaluation command (its default)."""
     declarations = {
@@ -64,6 +65,12 @@ def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: 
             "--adapt", type=float, default=0.0, metavar="SECONDS",
             help="first adapt a copy of the model to this stack for about SECONDS (self-supervised, on its own "
                  "slices; kept only if it does better on held-out slices); default 0: off"),
+        "detail": lambda: parser.add_argument(
+            "--detail", type=_detail_argument, default="auto", metavar="auto|full|GAIN",
+            help="auto (default): keep the share of the network's detail beyond the measured k-space that a "
+                 "calibration on the stack itself (one octave down) supports, so smooth stacks do not get "
+                 "invented detail (k-space consistency only; else full); full: keep it all (the behaviour "
+                 "before); GAIN: a fixed share from 0 to 1 (0 = zero-fill)"),
     }
     for name in ENGINE_OPTIONS:
         if name not in omit:
@@ -74,6 +81,13 @@ def _add_consistency(parser: argparse.ArgumentParser, choices: Sequence[str]) ->
     default = MATCHED if MATCHED in choices else "kspace"
     parts = [f"{choice}{' (default)' if choice == default else ''}: {CONSISTENCY_HELP[choice]}" for choice in choices]
     parser.add_argument("--consistency", choices=tuple(choices), default=default, help="; ".join(parts))
+
+
+def _detail_argument(text: str):
+    try:
+        return parse_detail(text)
+    except UserInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def engine_options_from_args(args: argparse.Namespace, **overrides) -> EngineOptions:

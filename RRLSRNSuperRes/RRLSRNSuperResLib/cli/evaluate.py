@@ -65,7 +65,8 @@ def volume_name(path: Path) -> str:
 def table_header(degradation: str) -> str:
     gain = f"vs {'sinc' if simulated_lr.REFERENCE_BASELINE[degradation] == 'sinc' else 'cubic'}"
     return (f"{'volume':<32} {'axis':>4} {'slices':>7} | {'PSNR dB: cubic':>14} {'bicubic':>8} {'sinc':>8} "
-            f"{'RRLSRN':>8} {gain:>8} | {'SSIM: cubic':>11} {'bicubic':>8} {'sinc':>8} {'RRLSRN':>8} {gain:>8}")
+            f"{'RRLSRN':>8} {gain:>8} | {'SSIM: cubic':>11} {'bicubic':>8} {'sinc':>8} {'RRLSRN':>8} {gain:>8} | "
+            f"{'detail':>6}")
 
 
 def table_row(name: str, scores: dict) -> str:
@@ -76,7 +77,8 @@ def table_row(name: str, scores: dict) -> str:
     return (f"{name[:32]:<32} {scores['slice_axis']:>4} {slices:>7} | {psnr['cubic_spline']:>14.2f} "
             f"{psnr['bicubic']:>8.2f} {psnr['sinc']:>8.2f} {psnr['rrlsrn']:>8.2f} "
             f"{scores['psnr_gain_db'][reference]:>+8.2f} | {ssim['cubic_spline']:>11.4f} {ssim['bicubic']:>8.4f} "
-            f"{ssim['sinc']:>8.4f} {ssim['rrlsrn']:>8.4f} {scores['ssim_gain'][reference]:>+8.4f}")
+            f"{ssim['sinc']:>8.4f} {ssim['rrlsrn']:>8.4f} {scores['ssim_gain'][reference]:>+8.4f} | "
+            f"{scores['engine'].get('detail_gain', 1.0):>6.2f}")
 
 
 def summary_of(results: List[dict]) -> dict:
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                       args.consistency, args.degradation)),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
+                  "detail_option": args.detail,
                   "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")

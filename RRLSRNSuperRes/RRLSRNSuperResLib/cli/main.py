@@ -25,6 +25,8 @@ COMMANDS = {
     "evaluate-reconstruction": ("evaluate_reconstruction", "simulate motion-corrupted stacks from 3D volumes, "
                                 "reconstruct and score against the truth and baselines (or --leave-one-out on "
                                 "real stacks)"),
+    "stress-set": ("stress_set", "build a stress set of smooth, high-SNR fetal stacks from a data folder, for "
+                   "rrlsrn evaluate --degradation kspace"),
     "mask": ("mask", "automatic fetal brain mask"),
     "demo": ("demo", "the bundled sample, end to end"),
     "train": ("train", "train a model and export it as TorchScript"),

@@ -75,8 +75,8 @@ def _learned_models_line(report: dict) -> str:
     files = {degradation: Path(report["models"][f"rrlsrn_{degradation}"]["path"]).name
              for degradation in report["degradations"]}
     rrlsrn = "; ".join(f"{DEGRADATION_LABELS[degradation]}: `{file}`" for degradation, file in files.items())
-    return (f"Learned models (SRCNN, RRLSRN, ablations): outputs {consistency}, {options['views']}-view self-ensemble. "
-            f"RRLSRN model for {rrlsrn}.")
+    return (f"Learned models (SRCNN, RRLSRN, ablations): outputs {consistency}, {options['views']}-view self-ensemble, "
+            f"detail `{options.get('detail', 'full')}` (`--detail`). RRLSRN model for {rrlsrn}.")
 
 
 def markdown(report: dict) -> str:
@@ -171,7 +171,7 @@ def report_of(args: argparse.Namespace, models, runs_by_degradation: dict) -> di
         "volumes": [{"hr": str(path), "mask": str(args.mask[i]) if args.mask else None}
                     for i, path in enumerate(args.hr)],
         "region": "brain mask dilated in-plane" if args.mask else "Otsu foreground",
-        "learned_models": {"consistency": args.consistency, "views": args.views},
+        "learned_models": {"consistency": args.consistency, "views": args.views, "detail": args.detail},
         "models": {**{f"rrlsrn_{degradation}": model_identity(args.model, matched_consistency(args.consistency,
                                                                                               degradation))
                       for degradation in runs_by_degradation},

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     geometry = result.geometry
     print(f"{geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "
-          f"{result.seconds:.1f} s on {result.device} in {result.precision}")
+          f"{result.seconds:.1f} s on {result.device} in {result.precision}, detail gain {result.detail_gain:.2f} "
+          f"({options.engine.detail if isinstance(options.engine.detail, str) else 'given'})")
     for written in result.written:
         print(f"wrote {written}")
     for note in result.notes:

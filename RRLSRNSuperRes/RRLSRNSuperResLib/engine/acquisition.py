@@ -73,7 +73,7 @@ def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPla
     note = (f"{band.describe()}: super-resolved on its {acquired_size[1]} x {acquired_size[0]} acquisition grid, "
             f"then zero-filled to the x2 grid ({2 * width} x {2 * height})")
     return SuperResolutionResult(cast_to(output, output_dtype), axis, result.device, time.monotonic() - started,
-                                 result.scale, [note] + result.notes, result.precision)
+                                 result.scale, [note] + result.notes, result.precision, result.detail_gain)
 
 
 def _nearest_slices(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

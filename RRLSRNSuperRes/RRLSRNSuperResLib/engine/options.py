@@ -21,6 +21,8 @@ from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 
 ACQUISITIONS = ("auto", "as-is")
 ModelSource = Union[None, str, Path, "torch.jit.ScriptModule"]  # noqa: F821 (torch is imported on use)
+DETAIL_MODES = ("auto", "full")
+Detail = Union[str, float]
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class EngineOptions:
     input came through, to which the output is made exactly consistent (``imaging.consistency``);
     without ``model`` it also picks the bundled model. ``views``: self-ensemble views per slice
     (``engine.self_ensemble``). ``adapt_seconds``: over 0, first fine-tune a copy of the model on
-    the stack's own slices for about that long (``engine.adaptation``).
+    the stack's own slices for about that long (``engine.adaptation``). ``detail``: how much of the
+    network's out-of-band detail to keep (``engine.detail_gain``): ``auto`` (calibrated on the stack,
+    k-space consistency only), ``full``, or a gain in [0, 1] (a number or its text).
     """
 
     model: ModelSource = None
@@ -51,6 +55,7 @@ class EngineOptions:
     consistency: str = "kspace"
     views: int = DEFAULT_VIEWS
     adapt_seconds: float = 0.0
+    detail: Detail = "auto"
 
     def __post_init__(self) -> None:
         for name, value, choices in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
@@ -65,6 +70,22 @@ class EngineOptions:
             raise UserInputError(f"batch size must be at least 1, not {self.batch_size}")
         if self.adapt_seconds < 0:
             raise UserInputError(f"adaptation time must be 0 or more seconds, not {self.adapt_seconds}")
+        object.__setattr__(self, "detail", parse_detail(self.detail))
+        if self.consistency == "none" and self.detail not in DETAIL_MODES:
+            raise UserInputError("a detail gain needs a consistency projection (--consistency kspace or bicubic)")
+
+
+def parse_detail(text: Detail) -> Detail:
+    """``auto``, ``full`` or a gain in [0, 1] (a number or its text)."""
+    if isinstance(text, str) and text in DETAIL_MODES:
+        return text
+    try:
+        gain = float(text)
+    except (TypeError, ValueError):
+        raise UserInputError(f"detail must be auto, full or a gain from 0 to 1, not {text!r}") from None
+    if not 0.0 <= gain <= 1.0:
+        raise UserInputError(f"detail gain must be from 0 to 1, not {gain}")
+    return gain
 
 
 DEFAULT_OPTIONS = EngineOptions()

@@ -29,6 +29,7 @@ from ..model.artifact import load_model
 from ..model.precision import precision_name, resolve_precision
 from ..resources import bundled_model_path
 from .adaptation import adapt_to_scan
+from .detail_gain import DetailGain, keep_detail, network_x2, resolve_gain
 from .devices import select_device
 from .options import DEFAULT_OPTIONS, EngineOptions, ModelSource
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
@@ -54,6 +55,8 @@ class SuperResolutionResult:
     scale: IntensityScale
     notes: list[str] = field(default_factory=list)
     precision: str = "fp32"
+    detail_gain: float = 1.0
+    """The share of the network's out-of-band detail kept (``engine.detail_gain``; a map's mean)."""
 
 
 # Room for every model one report runs (two bundled RRLSRN, SRCNN, three ablations): a smaller
@@ -140,7 +143,7 @@ def superresolve(voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float]
     ----------
     voxels_kji : 3D array in numpy [k, j, i] order (SimpleITK and Slicer array order).
     spacing_ijk : voxel spacing in mm in IJK order; picks the acquisition plane.
-    options : model, device, precision, plane, batch size, consistency, views, adaptation
+    options : model, device, precision, plane, batch size, consistency, views, adaptation, detail
         (``engine.options.EngineOptions``; its ``acquisition`` is applied by
         ``engine.acquisition.superresolve_acquired``). With ``adapt_seconds`` over 0 the first
         half of the progress is the adaptation.
@@ -158,13 +161,14 @@ def superresolve(voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float]
     report = _Reporter(progress)
     report(0.0, "loading model")
     run, report = _prepare(voxels, numpy_axis(axis), options, mask_kji, report, progress)
-    count = len(run.slices)
-    report(0.0, f"super-resolving {count} slices on {run.runner.device.type} in "
+    batch = _batch_size(run, options)
+    gain = _calibrate_detail(run, options, batch, report)
+    report(0.0, f"super-resolving {len(run.slices)} slices on {run.runner.device.type} in "
                 f"{precision_name(run.runner.compute_dtype)}")
-    _fill(run, options, report)
+    _fill(run, options, batch, gain, report)
     return SuperResolutionResult(cast_to(run.output, output_dtype), axis,
                                  run.runner.device.type, time.monotonic() - started, run.scale, run.runner.notes,
-                                 precision_name(run.runner.compute_dtype))
+                                 precision_name(run.runner.compute_dtype), gain.mean)
 
 
 def _prepare(voxels: np.ndarray, through: int, options: EngineOptions, mask_kji: np.ndarray | None,
@@ -200,14 +204,29 @@ def _prepare(voxels: np.ndarray, through: int, options: EngineOptions, mask_kji:
     return run, report
 
 
-def _fill(run: _Run, options: EngineOptions, report: _Reporter) -> None:
-    """Stream the slices through the network in batches (halved on GPU out-of-memory), restore their
-    intensities, project onto the measurement and keep constant slices constant."""
-    count, height, width = run.slices.shape
+def _batch_size(run: _Run, options: EngineOptions) -> int:
+    """Slices per batch: the option, else what the window (plus the halo) allows."""
+    height, width = run.slices.shape[1:]
     window, halo = run.window, run.runner.halo
-    batch = options.batch_size or automatic_batch_size(
+    return options.batch_size or automatic_batch_size(
         run.runner.device, min(window.bottom - window.top + 2 * halo, height),
         min(window.right - window.left + 2 * halo, width))
+
+
+def _calibrate_detail(run: _Run, options: EngineOptions, batch: int, report: _Reporter) -> DetailGain:
+    """The share of the network's out-of-band detail to keep (``engine.detail_gain``), noted."""
+    calibrating = network_x2(run.runner, batch, lambda: report(0.0, "calibrating the detail gain"))
+    gain = resolve_gain(options.detail, options.consistency, calibrating, run.scale.normalise(run.slices))
+    run.runner.notes.append(gain.note)
+    return gain
+
+
+def _fill(run: _Run, options: EngineOptions, batch: int, gain: DetailGain, report: _Reporter) -> None:
+    """Stream the slices through the network in batches (halved on GPU out-of-memory), restore their
+    intensities, project onto the measurement, keep the detail gain's share of the out-of-band
+    detail and keep constant slices constant."""
+    count = len(run.slices)
+    window = run.window
     with _deterministic(run.runner.device):
         while run.done < count:
             chunk = run.slices[run.done: run.done + batch]
@@ -221,7 +240,8 @@ def _fill(run: _Run, options: EngineOptions, report: _Reporter) -> None:
             whole = run.output_slices[run.done: run.done + len(chunk)]
             whole[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = run.scale.restore(result)
             if options.consistency != "none":
-                whole[...] = project_onto_measurement(whole, chunk, options.consistency)
+                whole[...] = keep_detail(project_onto_measurement(whole, chunk, options.consistency), chunk,
+                                         gain.for_slices(run.done, run.done + len(chunk)), options.consistency)
             _keep_constant_slices(chunk, whole)
             run.done += len(chunk)
             report(run.done / count, f"{run.done}/{count} slices")

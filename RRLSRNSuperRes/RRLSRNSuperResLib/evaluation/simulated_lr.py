@@ -116,7 +116,8 @@ def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float
     if result.slice_axis != axis_ijk:
         raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
     facts = {"device": result.device, "precision": result.precision, "seconds": result.seconds,
-             "consistency": options.consistency, "views": options.views, "notes": list(result.notes)}
+             "consistency": options.consistency, "views": options.views, "detail_gain": result.detail_gain,
+             "notes": list(result.notes)}
     return np.moveaxis(result.voxels, numpy_axis(axis_ijk), 0), facts
 
 

@@ -41,7 +41,8 @@ class StackOptions:
         return {"plane": engine.plane, "acquisition": engine.acquisition, "device": engine.device,
                 "batch_size": engine.batch_size, "output_type": self.output_type, "precision": engine.precision,
                 "extract_brain": self.extract_brain, "replace_nonfinite": self.replace_nonfinite,
-                "adapt_seconds": engine.adapt_seconds, "consistency": engine.consistency, "views": engine.views}
+                "adapt_seconds": engine.adapt_seconds, "consistency": engine.consistency, "views": engine.views,
+                "detail": engine.detail}
 
 
 @dataclass
@@ -54,6 +55,7 @@ class StackResult:
     device: str
     precision: str
     seconds: float
+    detail_gain: float = 1.0  # kept share of the network's out-of-band detail (the first component's)
     written: list[str] = field(default_factory=list)  # "<path> (<pixel type>)" for every file or folder
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the inputs: worth the user's attention
@@ -155,5 +157,6 @@ def superresolve_file(input_path: Path, output: Path, *, options: StackOptions =
     written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation, input_path))
     return StackResult(output=Path(output), geometry=geometry, slice_axis=results[0].slice_axis,
                        device=results[0].device, precision=results[0].precision,
-                       seconds=sum(r.seconds for r in results), written=written, notes=notes + type_notes,
+                       seconds=sum(r.seconds for r in results), detail_gain=results[0].detail_gain,
+                       written=written, notes=notes + type_notes,
                        warnings=warnings)
