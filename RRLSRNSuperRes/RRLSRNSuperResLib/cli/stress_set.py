@@ -1,4 +1,4 @@
-"""``rrlsrn stress-set DATA_ROOT OUT_DIR``: the stress set of issue 27, built from the shared data.
+"""``rrlsrn stress-set DATA_ROOT OUT_DIR``: a stress set of smooth, high-SNR fetal stacks, built from a data folder.
 
 Smooth, high-SNR, well-resolved fetal stacks (``evaluation.stress_set``), written as NIfTI
 HR stacks with their brain masks, so ``rrlsrn evaluate --degradation kspace`` scores them as
@@ -60,7 +60,7 @@ RECIPES = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_root", type=Path, metavar="DATA_ROOT",
-                        help="the shared data folder (holding fetal/dbclab, fetal/spina-bifida-atlas, "
+                        help="the data folder (holding fetal/dbclab, fetal/spina-bifida-atlas, "
                              "fetal/mialsrtk-sub-01)")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR",
                         help="folder to write NAME.nii.gz and NAME_mask.nii.gz for each of the "
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.volumes import write_volume
 
     if not (args.data_root / "fetal").is_dir():
-        raise UserInputError(f"{args.data_root} has no fetal/ folder; give the shared data folder")
+        raise UserInputError(f"{args.data_root} has no fetal/ folder; give the data folder")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     images, masks = [], []
     for recipe in RECIPES:

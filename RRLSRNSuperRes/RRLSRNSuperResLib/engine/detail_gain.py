@@ -4,7 +4,7 @@ After the consistency projection the x2 output is ``b + d``: ``b = D^+ lr``, the
 band alone (zero-fill for k-space LR), and ``d``, what the network adds where the
 measurement says nothing (for k-space, outside the central half of the spectrum). On
 smooth, high-SNR stacks the network adds more ``d`` than the anatomy has, and the output
-falls below zero-fill (issue 27). The delivered image is ``b + g d`` with ``g`` in [0, 1]
+falls below zero-fill. The delivered image is ``b + g d`` with ``g`` in [0, 1]
 (a gain map is applied per pixel and projected again): the output stays exactly consistent
 with the LR.
 

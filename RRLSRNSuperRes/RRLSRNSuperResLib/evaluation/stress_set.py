@@ -2,7 +2,7 @@
 
 Issue 27: on a smooth clinical fetal stack (0.78 mm pixels, 142 x 142 x 32, LR 71 wide) the
 default engine lost to zero-fill (sinc) on k-space LR. The developers' stacks (1.125 mm,
-noisy) do not show it, so this set makes stacks like that one from the shared data:
+noisy) do not show it, so this set makes stacks like that one from openly licensed MRI:
 
 - slices of 3D fetal reconstructions and atlas volumes: resampled to ``IN_PLANE_MM`` in-plane,
   ``SLICE_MM`` thick (a box slice profile: consecutive thin slices averaged), cropped around
@@ -29,7 +29,7 @@ from ..imaging.geometry import numpy_axis
 
 IN_PLANE_MM = 0.8
 SLICE_MM = 3.2
-ODD_LR_SIZE = 142  # HR in-plane size whose k-space LR is 71 wide, as in issue 27
+ODD_LR_SIZE = 142  # HR in-plane size whose k-space LR is 71 wide, the width of a clinical stack that lost to zero-fill
 MIN_BRAIN_SHARE = 0.02  # slices with less brain than this are left out of a stack
 
 

@@ -1,4 +1,4 @@
-"""Motion-corrected multi-stack 3D reconstruction: slice acquisition model, SVR and SRR (issue 23).
+"""Motion-corrected multi-stack 3D reconstruction: slice acquisition model, SVR and SRR.
 
 Stacks arrive already super-resolved in-plane (the caller runs RRLSRN first), so this room is
 pure numerics and registration in LPS patient space (mm), arrays in numpy [k, j, i] order.
