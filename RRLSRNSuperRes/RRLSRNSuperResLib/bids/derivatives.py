@@ -19,6 +19,8 @@ from .dataset import Stack
 
 DESC_SUPERRESOLVED = "rrlsrnx2"
 DESC_BRAIN = "brain"
+DESC_RECONSTRUCTED = "rrlsrnsvr"  # --reconstruct: one volume per session from all its stacks
+DESC_RECONSTRUCTED_BRAIN = DESC_RECONSTRUCTED + DESC_BRAIN  # its brain mask (another space than the stacks')
 BIDS_VERSION = "1.10.0"
 RAW_DATASET_KEY = "raw"  # the input dataset's name in BIDS URIs (DatasetLinks)
 MASKS_DATASET_KEY = "masks"  # the masks' derivatives dataset, when one is given
@@ -93,8 +95,19 @@ def dataset_readme() -> str:
         "Deep robust residual network for super-resolution of 2D fetal brain MRI, Sci. Rep. 2022): in-plane "
         "spacing halved, field of view, slice positions and orientation unchanged. Its JSON sidecar carries the "
         "source's acquisition metadata, the model (SHA256), the options and the command that made it. "
-        f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. `logs/` holds each run's log.\n"
+        f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. With `--reconstruct`, "
+        f"`sub-<label>[_ses-<label>]_desc-{DESC_RECONSTRUCTED}_<suffix>.nii.gz` is instead one motion-corrected "
+        "isotropic volume reconstructed from all the session's stacks (each x2 in-plane by RRLSRN first), "
+        f"`*_desc-{DESC_RECONSTRUCTED_BRAIN}_mask.nii.gz` its brain mask; its sidecar records every slice's pose "
+        "and weight. `logs/` holds each run's log.\n"
     )
+
+
+def versions() -> dict[str, str]:
+    """The versions that made an output: this package, torch and Python."""
+    import torch
+
+    return {PACKAGE: package_version(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, str], options: dict[str, Any],
@@ -105,8 +118,6 @@ def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, st
     ``RRLSRN.Input``, ``RRLSRN.Model.SHA256`` and ``RRLSRN.Options`` (with the mask source) decide
     whether a rerun may skip the stack.
     """
-    import torch
-
     sources = [bids_uri(stack.relative)] + ([mask_source] if mask_source else [])
     return {
         **stack.metadata,  # the source's acquisition (RepetitionTime, EchoTime, ...): still true in-plane x2
@@ -119,7 +130,7 @@ def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, st
             "Options": options,
             "MaskSource": mask_source,
             "AcquisitionHandling": "as-is: the stack is super-resolved on its own grid",
-            "Versions": {PACKAGE: package_version(), "torch": torch.__version__, "python": platform.python_version()},
+            "Versions": versions(),
             "Device": result["device"],
             "Precision": result["precision"],
             "SliceAxis": "ijk"[result["slice_axis"]],

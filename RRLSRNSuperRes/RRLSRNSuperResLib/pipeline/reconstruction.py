@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -36,7 +36,10 @@ class ReconstructionJob:
 
     ``masks``: one per stack, in the same order, or empty (automatic masks). ``thickness_mm``: the
     slice profile's FWHM for every stack (None: each stack's slice spacing). ``superres``: RRLSRN
-    x2 in-plane on each stack first (off to measure what it adds).
+    x2 in-plane on each stack first (off to measure what it adds). ``mask_output``: where the brain mask
+    goes (None: ``<name>_mask`` beside the volume). ``stack_labels``: how the sidecar names the stacks
+    (e.g. BIDS URIs; empty: their paths). ``sidecar_fields``: top-level sidecar fields added or replaced
+    (e.g. the BIDS acquisition metadata), so a caller never rewrites the files afterwards.
     """
 
     stacks: tuple[Path, ...]
@@ -46,6 +49,9 @@ class ReconstructionJob:
     thickness_mm: Optional[float] = None
     engine: EngineOptions = EngineOptions()
     reconstruction: ReconstructionOptions = ReconstructionOptions()
+    mask_output: Optional[Path] = None
+    stack_labels: tuple[str, ...] = ()
+    sidecar_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +84,10 @@ def check_job(job: ReconstructionJob) -> dict[str, Path]:
         raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}")
     inputs = [*job.stacks, *job.masks]
     paths = output_paths(job.output)
+    if job.mask_output is not None:
+        paths["mask"] = Path(job.mask_output)
+    if job.stack_labels and len(job.stack_labels) != len(job.stacks):
+        raise ValueError("stack_labels must name every stack, in order")
     if check_volume_output(job.output, inputs) == "dicom":
         raise UserInputError("the reconstruction is written as NIfTI, NRRD or MHA, not DICOM")
     for path in (paths["mask"], paths["sidecar"]):
@@ -145,9 +155,11 @@ def reconstruct_files(job: ReconstructionJob, progress_for: Callable[[str], Opti
 
 
 def sidecar(job: ReconstructionJob, result: ReconstructionResult, stacks: Sequence[Stack], provenance: dict) -> dict:
-    """Each slice's pose (4x4, LPS mm, x_anatomy = T @ x_nominal) and weight (0 = rejected), the options, inputs."""
-    return {
-        "Sources": [str(path) for path in job.stacks],
+    """Each slice's pose (4x4, LPS mm, x_anatomy = T @ x_nominal) and weight (0 = rejected), the options, inputs;
+    then ``job.sidecar_fields`` on top."""
+    labels = job.stack_labels or tuple(str(path) for path in job.stacks)
+    record = {
+        "Sources": list(labels),
         "Masks": [str(path) for path in job.masks] or "automatic",
         "Description": "motion-corrected super-resolution reconstruction from several stacks, isotropic voxels",
         "RRLSRN": {
@@ -156,12 +168,13 @@ def sidecar(job: ReconstructionJob, result: ReconstructionResult, stacks: Sequen
             "EngineOptions": dataclasses.asdict(job.engine) if job.superres else None,
             "Reconstruction": result.parameters,
             "Seconds": round(result.seconds, 3),
-            "TemplateStack": str(job.stacks[result.template_index]),
-            "Stacks": [{"Source": str(path), "SliceAxisIJK": "k after reorientation", "ThicknessMm": stack.thickness_mm,
+            "TemplateStack": labels[result.template_index],
+            "Stacks": [{"Source": label, "SliceAxisIJK": "k after reorientation", "ThicknessMm": stack.thickness_mm,
                         "Slices": [{"Index": index, "TransformLPS": np.round(transform, 6).tolist(),
                                     "Weight": round(float(weight), 4)}
                                    for index, (transform, weight) in enumerate(zip(transforms, weights))]}
-                       for path, stack, transforms, weights in zip(job.stacks, stacks, result.transforms,
-                                                                    result.slice_weights)],
+                       for label, stack, transforms, weights in zip(labels, stacks, result.transforms,
+                                                                     result.slice_weights)],
         },
     }
+    return {**record, **job.sidecar_fields}
