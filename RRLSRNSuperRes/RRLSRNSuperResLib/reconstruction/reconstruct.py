@@ -23,7 +23,7 @@ from .psf import PsfSampling
 from .robust import RobustSettings, RobustWeights, robust_weights, uniform_weights
 from .slice_operator import SliceOperator
 from .srr import SrrProblem, SrrSettings, solve
-from .stack_preparation import align_stacks, choose_template, match_intensities
+from .stack_preparation import align_stacks, brain_median, choose_template, match_intensities
 from .stacks import Stack, crop_to_mask, validate_stacks
 from .svr import SvrLevel, SvrProblem, default_levels, pose_changes, register_slices
 
@@ -97,7 +97,9 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     report(0.0, "checking the stacks")
     validate_stacks(stacks)
     template = choose_template(stacks)
-    matched, scale = match_intensities(stacks, template)
+    matched = match_intensities(stacks, template)
+    scale = brain_median(matched[template])
+    matched = [replace(stack, voxels_kji=stack.voxels_kji / np.float32(scale)) for stack in matched]
     report(0.02, "aligning the stacks")
     stack_transforms = align_stacks(matched, template)
     cropped = [crop_to_mask(stack, CROP_MARGIN_MM) for stack in matched]

@@ -1,9 +1,11 @@
 """Stack-level preparation before the slices: template choice, intensity matching, stack alignment.
 
-Call sites for ``stack_alignment`` (written alongside): until it lands, the template is the
-stack with the largest brain mask, intensities are matched by in-mask medians and stack
-alignment is the identity (the scanner's header geometry). Replace the bodies with calls to
-``stack_alignment.choose_template`` / ``match_intensities`` / ``align_stack`` when it exists.
+Call sites for ``stack_alignment`` and ``intensity_matching`` (written alongside, same
+signatures): until they land, the template is the stack with the largest brain mask,
+intensities are matched by brain medians and stack alignment is the identity (the scanner's
+header geometry). Once they are merged, import ``choose_template`` from ``stack_alignment``,
+``match_intensities`` from ``intensity_matching``, and make :func:`align_stacks` call
+``align_stack`` (its docstring has the line); then this module's first two functions go.
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ def choose_template(stacks: Sequence[Stack]) -> int:
     return int(np.argmax(volumes))
 
 
-def match_intensities(stacks: Sequence[Stack], template: int) -> tuple[list[Stack], float]:
-    """Stacks scaled so each brain median is 1, and the template's median (to restore its scale)."""
-    medians = [float(np.median(stack.voxels_kji[stack.brain_mask()])) for stack in stacks]
-    for stack, median in zip(stacks, medians):
-        if not median > 0:
-            raise UserInputError(f"{stack.name}: the brain's median intensity is {median}; give a magnitude image "
-                                 "with a mask on the brain")
-    return [replace(stack, voxels_kji=stack.voxels_kji / median) for stack, median in zip(stacks, medians)], \
-        medians[template]
+def brain_median(stack: Stack) -> float:
+    """Median intensity inside the stack's brain mask; a one-line error when it is not positive."""
+    median = float(np.median(stack.voxels_kji[stack.brain_mask()]))
+    if not median > 0:
+        raise UserInputError(f"{stack.name}: the brain's median intensity is {median}; give a magnitude image "
+                             "with a mask on the brain")
+    return median
+
+
+def match_intensities(stacks: Sequence[Stack], template_index: int) -> list[Stack]:
+    """Stacks scaled so each brain median equals the template's."""
+    target = brain_median(stacks[template_index])
+    return [replace(stack, voxels_kji=stack.voxels_kji * np.float32(target / brain_median(stack)))
+            for stack in stacks]
 
 
 def align_stacks(stacks: Sequence[Stack], template: int) -> list[np.ndarray]:
