@@ -16,6 +16,7 @@ import torch
 
 from ..errors import SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry
+from .intensity_matching import brain_median, match_intensities
 from .observations import Observations, observations_from_stacks, with_psf
 from .output_grid import brain_points_mm, fraction_inside, output_geometry
 from .output_mask import projected_brain_mask
@@ -24,13 +25,15 @@ from .robust import RobustSettings, RobustWeights, robust_weights, uniform_weigh
 from .slice_operator import SliceOperator
 from .srr import SrrProblem, SrrSettings, solve
 from .stack_alignment import choose_template
-from .stack_preparation import align_stacks, match_intensities
+from .stack_preparation import align_stacks
 from .stacks import Stack, crop_to_mask, validate_stacks
 from .svr import SvrLevel, SvrProblem, default_levels, pose_changes, register_slices
 
 Progress = Callable[[float, str], Optional[bool]]
 CROP_MARGIN_MM = 6.0
 MIN_OVERLAP = 0.5  # share of a stack's brain that must lie in the output grid
+EARLY_REGULARISATION = 3.0
+EARLY_SMOOTHING = 2.0  # voxels of the output grid
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     report(0.0, "checking the stacks")
     validate_stacks(stacks)
     template = choose_template(stacks)
-    matched, scale = match_intensities(stacks, template)
+    matched = match_intensities(stacks, template)
+    scale = brain_median(matched[template])
+    matched = [replace(stack, voxels_kji=stack.voxels_kji / np.float32(scale)) for stack in matched]
     report(0.02, "aligning the stacks")
     # Without motion correction the headers are trusted as they are: no stack or slice registration.
     stack_transforms = align_stacks(matched, template) if options.motion_correction else [np.eye(4)] * len(stacks)
@@ -157,30 +162,46 @@ def _problem(state: _State) -> SrrProblem:
 
 def _outer_loop(stacks: Sequence[Stack], state: _State, options: ReconstructionOptions,
                 report: _Reporter) -> tuple[int, bool]:
-    """SVR (when on), robust weights (when on), SRR; returns the cycles run and whether poses settled."""
-    levels = options.svr_levels or default_levels(options.resolution_mm)
+    """SVR (when on), robust weights (when on), SRR; returns the cycles run and whether poses settled.
+
+    The first half of the cycles is coarse: the volume is regularised ``EARLY_REGULARISATION`` times
+    more and registration starts on a smoother volume, which widens the capture range under large
+    motion; the later cycles are sharp, for accurate poses and detail. The very first cycle moves
+    slices by translations only: the first volume is blurred by the motion itself, and a blurred
+    volume biases slice tilts.
+    """
     svr = SvrProblem(stacks, state.observations, state.operator.geometry)
-    srr_settings = SrrSettings(options.regularisation, options.edge_threshold, options.cg_iterations)
     for cycle in range(options.iterations):
+        early = cycle < options.iterations // 2
         low, span = 0.12 + 0.84 * cycle / options.iterations, 0.84 / options.iterations
         name = f"cycle {cycle + 1}/{options.iterations}"
         settled = False
         if options.motion_correction:
-            # The first volume is blurred by the motion itself: a blurred volume biases slice tilts, so
-            # the first cycle moves the slices by translations only.
-            cycle_levels = levels if cycle else tuple(replace(level, rotations=False) for level in levels)
+            levels = _cycle_levels(options, early, rotations=cycle > 0)
             steps = sum(level.iterations for level in levels)
             ticker = _Ticker(report, low, 0.6 * span, steps, f"{name}: registration")
-            settled = _register(svr, state, cycle_levels, ticker, options.pose_tolerance) and cycle > 0
+            settled = _register(svr, state, levels, ticker, options.pose_tolerance) and not early
         report(low + 0.65 * span, f"{name}: robust weights")
         if options.robust:
             predicted = state.operator.forward(state.volume, state.poses)
             state.weights = robust_weights(state.observations, predicted, RobustSettings())
         report(low + 0.7 * span, f"{name}: super-resolution")
-        state.volume = solve(_problem(state), state.volume, srr_settings)
+        strength = options.regularisation * (EARLY_REGULARISATION if early else 1.0)
+        state.volume = solve(_problem(state), state.volume,
+                             SrrSettings(strength, options.edge_threshold, options.cg_iterations))
         if settled:
             return cycle + 1, True
     return options.iterations, False
+
+
+def _cycle_levels(options: ReconstructionOptions, early: bool, rotations: bool) -> tuple[SvrLevel, ...]:
+    """The registration levels of one cycle: smoother first level while ``early``; translations only unless
+    ``rotations``."""
+    levels = options.svr_levels or default_levels(options.resolution_mm)
+    if early:
+        smoothing = max(levels[0].smoothing_mm, EARLY_SMOOTHING * options.resolution_mm)
+        levels = (replace(levels[0], smoothing_mm=smoothing), *levels[1:])
+    return levels if rotations else tuple(replace(level, rotations=False) for level in levels)
 
 
 class _Ticker:
