@@ -216,8 +216,16 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._running = False
-        self._cancelRequested = False
+        self._controller = None
+
+    @property
+    def controller(self):
+        """The Qt-free run state machine (``mrml.run_controller``); imported on first use, without torch."""
+        if self._controller is None:
+            from RRLSRNSuperResLib.mrml.run_controller import RunController
+
+            self._controller = RunController()
+        return self._controller
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -277,8 +285,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.onReload(self)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._running:  # the run stops at its next batch, adding nothing (the Lib sees the input go)
-            self._cancelRequested = True
+        self.controller.request_cancel()  # a run stops at its next batch, adding nothing
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -306,15 +313,21 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanApply(self) -> None:
         """Apply is enabled only for valid inputs; its tooltip says what is missing (or Cancel while running)."""
-        if self._running:
-            return
-        problem = self.logic.inputProblem(self._parameterNode) if self._parameterNode else _("No parameter node.")
-        self.ui.applyButton.enabled = not problem
-        self.ui.applyButton.toolTip = problem or _("Super-resolve the input volume x2 in-plane.")
+        self._showApplyButton()
         node = self._parameterNode
         hasInput = bool(node and node.inputVolume)
         self.ui.createMaskButton.enabled = hasInput
         self.ui.refineMaskButton.enabled = bool(hasInput and node.brainSegmentation)
+
+    def _showApplyButton(self) -> None:
+        """Show the controller's look of the Apply/Cancel button (the input is checked only while idle)."""
+        problem = ""
+        if not self.controller.running:
+            problem = self.logic.inputProblem(self._parameterNode) if self._parameterNode else _("No parameter node.")
+        look = self.controller.button(problem)
+        self.ui.applyButton.text = _(look.text)
+        self.ui.applyButton.toolTip = _(look.tooltip)
+        self.ui.applyButton.enabled = look.enabled
 
     def _updatePlaneHint(self) -> None:
         node = self._parameterNode
@@ -323,58 +336,69 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.ui.planeHintLabel.text = self.logic.describeSlicing(node.inputVolume, node.plane.value)
 
-    def _setRunning(self, running: bool) -> None:
-        self._running = running
-        self._cancelRequested = False
+    def _showRunning(self, running: bool) -> None:
         for section in (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton,
                         self.ui.maskCollapsibleButton, self.ui.advancedCollapsibleButton):
             section.enabled = not running
-        self.ui.applyButton.text = _("Cancel") if running else _("Super-resolve")
-        self.ui.applyButton.toolTip = _("Stop after the current batch; nothing is changed.") if running else ""
-        self.ui.applyButton.enabled = True
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = running
-        if not running:
-            self._checkCanApply()
+        self._checkCanApply()
 
     def _onProgress(self, fraction: float, message: str) -> bool:
         """Engine callback, once per batch: show progress, keep the GUI alive, report Cancel."""
+        self.controller.on_progress()  # start-up is over: from now on a click is Cancel
+        self._showApplyButton()
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.progressBar.format = f"%p%  {message}"
         slicer.app.processEvents()
-        return not self._cancelRequested
+        return self.controller.keep_going
 
     def onApplyButton(self) -> None:
-        if self._running:
-            self._cancelRequested = True
+        """Start a run, or Cancel it; a second click during the start-up is ignored (``RunController``)."""
+        from RRLSRNSuperResLib.mrml.run_controller import Click
+
+        click = self.controller.click()
+        if click is Click.CANCEL:
             self.ui.statusLabel.text = _("Cancelling after the current batch...")
+        if click is not Click.START:
+            self._showApplyButton()
             return
+        try:
+            if self._readyToRun():
+                self.ui.statusLabel.text = _("Starting: loading PyTorch and the model...")
+                self._showRunning(True)
+                slicer.app.processEvents()  # repaint (Apply is Cancel now) before the slow imports and model load
+                self._runAndReport()
+        finally:
+            self.controller.finish()
+            self._showRunning(False)
+
+    def _readyToRun(self) -> bool:
+        """PyTorch is installed (or the user let the PyTorch extension install it)."""
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed.")):
             torchAvailable = ensureTorch()
         if not torchAvailable:
             self.ui.statusLabel.text = _("PyTorch is needed to super-resolve; it was not installed.")
-            return
+        return torchAvailable
+
+    def _runAndReport(self) -> None:
+        """Run the logic and put the outcome in the status line: a result, a cancellation, or an error box."""
         from RRLSRNSuperResLib.errors import SuperResolutionCancelled
 
-        self.ui.statusLabel.text = _("Super-resolving...")
-        self._setRunning(True)
-        try:
-            # No wait cursor: the run is cancellable, and the progress bar shows that it is busy.
-            with slicer.util.tryWithErrorDisplay(_("Super-resolution failed.")):
-                try:
-                    output = self._runLogic()
-                except SuperResolutionCancelled as cancelled:
-                    self.ui.statusLabel.text = _("Cancelled; no volume was added or changed.") + f"\n{cancelled}"
-                    return
-                self._parameterNode.outputVolume = output
-                slicer.util.setSliceViewerLayers(background=output, fit=True)
-                status = self.logic.summary(output, self._parameterNode.device.value)
-                brainMask = self.logic.brainMaskLabelmap(output) if self._parameterNode.restrictToBrain else None
-                if brainMask:
-                    status += "\n" + _("Brain mask on the x2 grid: '{name}'.").format(name=brainMask.GetName())
-                self.ui.statusLabel.text = status
-        finally:
-            self._setRunning(False)
+        # No wait cursor: the run is cancellable, and the progress bar shows that it is busy.
+        with slicer.util.tryWithErrorDisplay(_("Super-resolution failed.")):
+            try:
+                output = self._runLogic()
+            except SuperResolutionCancelled as cancelled:
+                self.ui.statusLabel.text = _(self.controller.cancelled_status(cancelled))
+                return
+            self._parameterNode.outputVolume = output
+            slicer.util.setSliceViewerLayers(background=output, fit=True)
+            status = self.logic.summary(output, self._parameterNode.device.value)
+            brainMask = self.logic.brainMaskLabelmap(output) if self._parameterNode.restrictToBrain else None
+            if brainMask:
+                status += "\n" + _("Brain mask on the x2 grid: '{name}'.").format(name=brainMask.GetName())
+            self.ui.statusLabel.text = status
 
     def _runLogic(self):
         node = self._parameterNode
@@ -466,17 +490,15 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
-        """Why Super-resolve cannot run yet, or "" when it can."""
-        inputVolume = parameterNode.inputVolume
-        if not inputVolume:
-            return _("Select an input volume.")
-        if not inputVolume.GetImageData():
-            return _("The input volume has no voxels.")
-        if parameterNode.outputVolume is inputVolume:
-            return _("Choose an output other than the input (or 'Create new volume').")
-        if parameterNode.restrictToBrain and not parameterNode.brainSegmentation:
-            return _("Select or create a brain segmentation, or untick 'Restrict to the brain box'.")
-        return ""
+        """Why Super-resolve cannot run yet, or "" when it can (``mrml.run_controller.input_problem``).
+
+        Label maps, vector and multi-component volumes, empty volumes and the frame of a 4D
+        sequence are refused here, before the click.
+        """
+        from RRLSRNSuperResLib.mrml.run_controller import input_problem
+
+        return input_problem(parameterNode.inputVolume, parameterNode.outputVolume,
+                             parameterNode.brainSegmentation, parameterNode.restrictToBrain)
 
     @staticmethod
     def describeSlicing(volumeNode, plane: str) -> str:
@@ -514,6 +536,9 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         (``imaging.consistency``).
         """
         from RRLSRNSuperResLib import superresolve_volume_node
+        from RRLSRNSuperResLib.mrml.run_controller import cancel_when_referenced_nodes_leave
+
+        progress = cancel_when_referenced_nodes_leave(progress, {"brain segmentation": brainSegmentation})
 
         options = {"plane": plane, "batch_size": batchSize or None, "precision": precision,
                    "adapt_seconds": adaptSeconds, "consistency": consistency}

@@ -256,3 +256,129 @@ print("RAN IN SLICER PYTHON", sorted(refused & {{"skimage", "PIL", "matplotlib"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "RAN IN SLICER PYTHON ['PIL', 'matplotlib', 'skimage']" in result.stdout
+
+
+# The widget's own code, bound to a stand-in .ui (slicer_stand_ins.Ui): Apply/Cancel, refusals, outcomes.
+
+
+def bound_widget(module: types.ModuleType, monkeypatch, **fields):
+    """The widget as ``setup()`` leaves it: logic, parameter node (CPU), .ui; the slice views stood in."""
+    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda **kwargs: None, raising=False)
+    widget = module.RRLSRNSuperResWidget()
+    widget.ui = slicer_stand_ins.Ui()
+    widget.logic = module.RRLSRNSuperResLogic()
+    parameters = module.RRLSRNSuperResParameterNode()
+    for name, value in {"inputVolume": None, "outputVolume": None, "brainSegmentation": None,
+                        "device": module.Device.CPU, **fields}.items():
+        setattr(parameters, name, value)
+    widget._parameterNode = parameters
+    return widget
+
+
+def scalar_volume_count() -> int:
+    return slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+
+def test_apply_turns_into_cancel_and_repaints_before_torch_and_the_model_and_a_double_click_is_ignored(
+        slicer_module, monkeypatch):
+    """Issue 26 item 2: the second click of a double click (queued by Qt) used to cancel the run."""
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=add_slab(load_sample(slicer_module), 10, 2,
+                                                                           slice(120, 184)))
+    progress_calls, seen_at_first_repaint = [], []
+    show_progress = widget._onProgress
+    widget._onProgress = lambda fraction, message: progress_calls.append(message) or show_progress(fraction, message)
+    slicer.app.events[0] = [lambda: seen_at_first_repaint.append((widget.ui.applyButton.text, len(progress_calls))),
+                            widget.onApplyButton]
+
+    widget.onApplyButton()
+
+    assert seen_at_first_repaint == [("Cancel", 0)], "Cancel shown and painted before the first progress callback"
+    output = widget._parameterNode.outputVolume
+    assert output is not None and slicer.util.arrayFromVolume(output).shape == (2, 128, 128)
+    assert "done in" in widget.ui.statusLabel.text
+    assert (widget.ui.applyButton.text, widget.ui.applyButton.enabled) == ("Super-resolve", True)
+
+
+def test_a_click_once_the_run_has_started_cancels_it_and_adds_nothing(slicer_module, monkeypatch):
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=add_slab(load_sample(slicer_module), 10, 2,
+                                                                           slice(120, 184)))
+    before = scalar_volume_count()
+    slicer.app.events[2] = [widget.onApplyButton]  # during the second progress callback
+
+    widget.onApplyButton()
+
+    assert widget.ui.statusLabel.text == "Cancelled; no volume was added or changed."
+    assert scalar_volume_count() == before and widget._parameterNode.outputVolume is None
+    assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running
+
+
+def brain_box_segmentation(volume):
+    """A "Fetal brain" segmentation of ``volume``: its central box."""
+    from RRLSRNSuperResLib.mrml.segmentations import SEGMENT_NAME, set_segment_mask
+
+    segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "brain")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    segment_id = segmentation.GetSegmentation().AddEmptySegment("", SEGMENT_NAME)
+    mask = np.zeros(slicer.util.arrayFromVolume(volume).shape, np.uint8)
+    mask[:, 16:48, 16:48] = 1
+    set_segment_mask(segmentation, segment_id, mask, volume)
+    return segmentation
+
+
+def test_deleting_the_brain_segmentation_mid_run_stops_the_run_instead_of_failing_after_writing(
+        slicer_module, monkeypatch):
+    """Issue 26 item 3: the x2 label map step used to fail ("Super-resolution failed") after the output was written."""
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    segmentation = brain_box_segmentation(volume)
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume, brainSegmentation=segmentation,
+                          restrictToBrain=True)
+    before = scalar_volume_count()
+    slicer.app.events[2] = [lambda: slicer.mrmlScene.RemoveNode(segmentation)]
+
+    widget.onApplyButton()  # tryWithErrorDisplay re-raises in testing mode: a failure would raise here
+
+    assert widget.ui.statusLabel.text == ("Stopped: super-resolution stopped: the brain segmentation 'brain' was "
+                                          "removed; nothing was added")
+    assert scalar_volume_count() == before
+
+
+def add_sequence_frame(volume):
+    """A 4D volume as Slicer loads it: a sequence of three frames shown through a proxy volume."""
+    scene = slicer.mrmlScene
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+    for time in range(3):
+        sequence.SetDataNodeAtValue(volume, str(time))
+    proxy = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "cine frame")
+    slicer.util.updateVolumeFromArray(proxy, slicer.util.arrayFromVolume(volume))
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    browser.AddProxyNode(proxy, sequence, False)
+    return proxy
+
+
+def test_sequence_frames_multi_component_volumes_and_label_maps_are_refused_before_the_click(slicer_module):
+    """Issue 26 item 7: a 4D frame and a 3-component volume passed the check (refused only after the click)."""
+    logic = slicer_module.RRLSRNSuperResLogic()
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 152))
+    parameters = types.SimpleNamespace(inputVolume=add_sequence_frame(volume), outputVolume=None,
+                                       restrictToBrain=False, brainSegmentation=None)
+    assert logic.inputProblem(parameters).startswith(
+        "The input 'cine frame' is the frame shown by the sequence 'cine browser' (a 4D volume)")
+    parameters.inputVolume, parameters.outputVolume = volume, parameters.inputVolume
+    assert logic.inputProblem(parameters).startswith("The output 'cine frame' is the frame shown by the sequence")
+
+    rgb = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "rgb")
+    image = vtk.vtkImageData()  # slicer.util's array helpers refuse 3 components in a scalar volume node
+    image.SetDimensions(8, 8, 2)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 3)
+    rgb.SetAndObserveImageData(image)
+    labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    slicer.util.updateVolumeFromArray(labels, np.zeros((2, 8, 8), np.uint8))
+    parameters.outputVolume = None
+    parameters.inputVolume = rgb
+    assert logic.inputProblem(parameters) == ("'rgb' has 3 components per voxel; RRLSRN needs a single-component "
+                                              "(greyscale) volume.")
+    parameters.inputVolume = labels
+    assert logic.inputProblem(parameters).startswith("'labels' is a label map")
+    parameters.inputVolume = volume
+    assert logic.inputProblem(parameters) == ""

@@ -182,7 +182,8 @@ def place_beside(input_node: Any, output_node: Any) -> None:
         hierarchy.CreateItem(parent, output_node)
 
 
-def _in_scene(node: Any, scene: Any) -> bool:
+def node_in_scene(node: Any, scene: Any) -> bool:
+    """``node`` is still in ``scene`` (not removed, the scene not closed)."""
     return node.GetScene() is scene and scene.GetNodeByID(node.GetID()) is node
 
 
@@ -195,7 +196,7 @@ def _cancel_when_nodes_leave(progress: Progress | None, scene: Any, *nodes: Any)
     """
     def guarded(fraction: float, message: str) -> bool | None:
         answer = progress(fraction, message) if progress is not None else None
-        if not all(_in_scene(node, scene) for node in nodes):
+        if not all(node_in_scene(node, scene) for node in nodes):
             raise SuperResolutionCancelled(
                 "super-resolution stopped: the input or output volume was removed, or the scene closed; "
                 "nothing was added")
