@@ -467,6 +467,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._bandwidthEstimates = None
 
     def getParameterNode(self):
         return RRLSRNSuperResParameterNode(super().getParameterNode())
@@ -500,12 +501,14 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         return input_problem(parameterNode.inputVolume, parameterNode.outputVolume,
                              parameterNode.brainSegmentation, parameterNode.restrictToBrain)
 
-    @staticmethod
-    def describeSlicing(volumeNode, plane: str) -> str:
+    def describeSlicing(self, volumeNode, plane: str) -> str:
         """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm", then the
-        effective in-plane resolution measured from the data (is the stack scanner-interpolated?)."""
-        from RRLSRNSuperResLib.imaging.bandwidth import estimate_bandwidth
+        effective in-plane resolution measured from the data (is the stack scanner-interpolated?).
+
+        The measurement is kept per input (``mrml.bandwidth_cache``): settings changes reuse it.
+        """
         from RRLSRNSuperResLib.imaging.geometry import slice_axis
+        from RRLSRNSuperResLib.mrml.bandwidth_cache import BandwidthEstimates
 
         spacing = volumeNode.GetSpacing()
         dims = volumeNode.GetImageData().GetDimensions()
@@ -518,8 +521,9 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         text = _("{count} {anatomical} slices along {axis}, in-plane {a:.4g} x {b:.4g} mm -> {c:.4g} x {d:.4g} mm")
         text = text.format(count=dims[axis], anatomical=anatomical, axis="IJK"[axis],
                            a=inPlane[0], b=inPlane[1], c=inPlane[0] / 2, d=inPlane[1] / 2)
-        band = estimate_bandwidth(slicer.util.arrayFromVolume(volumeNode), spacing, axis)
-        return text + "\n" + band.describe()
+        if self._bandwidthEstimates is None:
+            self._bandwidthEstimates = BandwidthEstimates()
+        return text + "\n" + self._bandwidthEstimates.of(volumeNode, axis).describe()
 
     def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
                 precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,

@@ -382,3 +382,31 @@ def test_sequence_frames_multi_component_volumes_and_label_maps_are_refused_befo
     assert logic.inputProblem(parameters).startswith("'labels' is a label map")
     parameters.inputVolume = volume
     assert logic.inputProblem(parameters) == ""
+
+
+def test_settings_changes_reuse_the_bandwidth_estimate_until_the_voxels_change(slicer_module, monkeypatch):
+    """Issue 26 item 4: every parameter change measured the bandwidth over the whole volume again."""
+    from RRLSRNSuperResLib.imaging import bandwidth
+
+    estimates = []
+    measure = bandwidth.estimate_bandwidth
+    monkeypatch.setattr(bandwidth, "estimate_bandwidth", lambda *args: estimates.append(args[2]) or measure(*args))
+    volume = add_slab(load_sample(slicer_module), 8, 6, slice(100, 196))
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume)
+    described = []
+    for name, value in [("device", slicer_module.Device.AUTO), ("precision", slicer_module.Precision.FP32),
+                        ("batchSize", 4), ("plane", slicer_module.SlicingPlane.K), ("adaptToScan", True)]:
+        setattr(widget._parameterNode, name, value)
+        widget._onParameterNodeModified()
+        described.append(widget.ui.planeHintLabel.text)
+    assert estimates == [2] and len(set(described)) == 1 and "6 axial slices along K" in described[0]
+
+    widget._parameterNode.plane = slicer_module.SlicingPlane.J
+    widget._onParameterNodeModified()
+    widget._parameterNode.plane = slicer_module.SlicingPlane.K
+    widget._onParameterNodeModified()
+    assert estimates == [2, 1], "another slice axis is measured once, then both are kept"
+    slicer.util.arrayFromVolume(volume)[:] //= 2
+    slicer.util.arrayFromVolumeModified(volume)
+    widget._onParameterNodeModified()
+    assert estimates == [2, 1, 2], "new voxels are measured again"
