@@ -374,12 +374,19 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showRunning(False)
 
     def _readyToRun(self) -> bool:
-        """PyTorch is installed (or the user let the PyTorch extension install it)."""
+        """PyTorch is installed (or the user let the PyTorch extension install it), and a run that
+        needs much memory or time was confirmed (``mrml.run_estimate``)."""
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed.")):
             torchAvailable = ensureTorch()
         if not torchAvailable:
             self.ui.statusLabel.text = _("PyTorch is needed to super-resolve; it was not installed.")
-        return torchAvailable
+            return False
+        estimate = self.logic.runEstimate(self._parameterNode)
+        if estimate.needs_confirmation and not slicer.util.confirmOkCancelDisplay(
+                _(estimate.message), windowTitle=_("Large super-resolution")):
+            self.ui.statusLabel.text = _("Not started.")
+            return False
+        return True
 
     def _runAndReport(self) -> None:
         """Run the logic and put the outcome in the status line: a result, a cancellation, or an error box."""
@@ -488,6 +495,19 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         from RRLSRNSuperResLib.mrml.volumes import output_node_for_run
 
         return output_node_for_run(parameterNode.inputVolume, parameterNode.outputVolume)
+
+    @staticmethod
+    def runEstimate(parameterNode: RRLSRNSuperResParameterNode):
+        """Memory and CPU time the run will take, and whether to ask first (``mrml.run_estimate``)."""
+        from RRLSRNSuperResLib.imaging.geometry import slice_axis
+        from RRLSRNSuperResLib.mrml.run_estimate import available_memory_bytes, estimate_run, runs_on_cpu
+
+        volume = parameterNode.inputVolume
+        size = volume.GetImageData().GetDimensions()
+        return estimate_run(size, slice_axis(volume.GetSpacing(), parameterNode.plane.value, size=size),
+                            slicer.util.arrayFromVolume(volume).dtype, parameterNode.outputType == OutputType.INPUT,
+                            runs_on_cpu(parameterNode.device.value), available_memory_bytes(),
+                            adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0)
 
     @staticmethod
     def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:

@@ -410,3 +410,21 @@ def test_settings_changes_reuse_the_bandwidth_estimate_until_the_voxels_change(s
     slicer.util.arrayFromVolumeModified(volume)
     widget._onParameterNodeModified()
     assert estimates == [2, 1, 2], "new voxels are measured again"
+
+
+def test_a_run_above_the_memory_threshold_asks_first_and_a_no_starts_nothing(slicer_module, monkeypatch):
+    from RRLSRNSuperResLib.mrml import run_estimate
+
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume)
+    monkeypatch.setattr(run_estimate, "available_memory_bytes", lambda: 100_000)  # bytes: the 164 kB run is too big
+    asked = []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, **kwargs: asked.append(text) and False)
+    before = scalar_volume_count()
+
+    widget.onApplyButton()
+
+    assert asked[0].startswith("The result will be 128 x 128 x 2 voxels and needs about 0.2 MB of memory (0.1 MB are free now)")
+    assert "more than the free memory" in asked[0]
+    assert widget.ui.statusLabel.text == "Not started." and scalar_volume_count() == before
+    assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 import slicer
 import vtk
-from slicer.util import arrayFromVolume, updateVolumeFromArray
+from slicer.util import arrayFromVolume
 
 from ..errors import SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
+from .voxel_transfer import adopt_voxels
 
 if TYPE_CHECKING:
     from ..engine.volume import SuperResolutionResult
@@ -215,10 +216,13 @@ def _record_provenance(output_node: Any, input_node: Any, result: SuperResolutio
 
 
 def _write_output(output_node: Any, input_node: Any, result: SuperResolutionResult, geometry: Geometry) -> None:
-    """All node changes in one modify block, so observers see one consistent update."""
+    """All node changes in one modify block, so observers see one consistent update.
+
+    The result's voxels become the node's without a copy (``voxel_transfer.adopt_voxels``).
+    """
     disabled = output_node.StartModify()
     apply_geometry(output_node, geometry)
-    updateVolumeFromArray(output_node, result.voxels)
+    adopt_voxels(output_node, result.voxels)
     output_node.SetAndObserveTransformNodeID(input_node.GetTransformNodeID())
     _record_provenance(output_node, input_node, result)
     output_node.EndModify(disabled)
