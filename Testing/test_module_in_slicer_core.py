@@ -424,7 +424,8 @@ def test_a_run_above_the_memory_threshold_asks_first_and_a_no_starts_nothing(sli
 
     widget.onApplyButton()
 
-    assert asked[0].startswith("The result will be 128 x 128 x 2 voxels and needs about 0.2 MB of memory (0.1 MB are free now)")
+    assert asked[0].startswith("The result will be 128 x 128 x 2 voxels and needs about 0.2 MB of memory "
+                               "(0.1 MB are free now)")
     assert "more than the free memory" in asked[0]
     assert widget.ui.statusLabel.text == "Not started." and scalar_volume_count() == before
     assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running
