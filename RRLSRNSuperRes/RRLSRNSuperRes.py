@@ -83,7 +83,8 @@ Super-resolves brain MRI stacks x2 in-plane, slice by slice, with the deep robus
 network RRLSRN (Song, Wang et al., "Deep robust residual network for super-resolution of 2D
 fetal brain MRI", Scientific Reports 12, 2022). By default the slices are cut across the
 square-pixel plane (else along the thickest voxel axis); the result keeps the input's field
-of view, orientation and parent transform. Runs on a CUDA GPU when one works, otherwise on the CPU.
+of view, orientation and parent transform. Runs on a CUDA GPU (or Apple MPS on a Mac) when one
+works, otherwise on the CPU.
 """)
         self.parent.acknowledgementText = _("""
 The bundled sample (a clinical fetal brain T2-weighted stack and its brain mask) comes from the
@@ -146,7 +147,7 @@ class Device(enum.Enum):
 
     def label(self) -> str:
         return {
-            Device.AUTO: _("Auto (CUDA GPU if it works, else CPU)"),
+            Device.AUTO: _("Auto (CUDA GPU if it works, else Apple MPS on a Mac, else CPU)"),
             Device.CPU: _("CPU"),
             Device.CUDA: _("CUDA GPU"),
         }[self]
@@ -603,7 +604,8 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
             name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper(),
             precision=outputVolume.GetAttribute(ATTRIBUTE_PRECISION) or "fp32")]
         if requestedDevice == "auto" and usedDevice == "cpu":
-            lines.append(_("Note: no working CUDA GPU was found, so the CPU was used (slower)."))
+            lines.append(_("Note: no working GPU (CUDA, or Apple MPS on a Mac) was found, so the CPU was used "
+                           "(slower)."))
         lines += [note for note in (outputVolume.GetAttribute(ATTRIBUTE_NOTES) or "").split("\n") if note]
         return "\n".join(lines)
 

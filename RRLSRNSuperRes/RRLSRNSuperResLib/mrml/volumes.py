@@ -23,6 +23,7 @@ from slicer.util import arrayFromVolume
 
 from ..errors import SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
+from .messages import worded_for_slicer
 from .voxel_transfer import adopt_voxels
 
 if TYPE_CHECKING:
@@ -230,6 +231,7 @@ def _write_output(output_node: Any, input_node: Any, result: SuperResolutionResu
     place_beside(input_node, output_node)
 
 
+@worded_for_slicer()
 def superresolve_volume_node(
     input_volume_node: Any,
     output_volume_node: Any = None,
