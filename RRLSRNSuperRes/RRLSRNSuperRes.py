@@ -101,14 +101,22 @@ https://github.com/Medical-Image-Analysis-Laboratory/mialsuperres), released und
 
 
 def registerSampleData() -> None:
-    """Offer the bundled stack in the Sample Data module; it loads from a local file, offline."""
+    """Offer the bundled stack in the Sample Data module; it loads from a local file, offline.
+
+    Slicer 5.12 separated a category's key from its title (``registerCustomSampleDataCategory``);
+    up to 5.10 the Sample Data module shows the key itself as the section title, so there the
+    readable title is the key.
+    """
     import SampleData
 
     logic = SampleData.SampleDataLogic
+    title = _("RRLSRN Super-Resolution")
+    category = title
     if hasattr(logic, "registerCustomSampleDataCategory"):  # Slicer 5.12 and later
-        logic.registerCustomSampleDataCategory(SAMPLE_CATEGORY, title=_("RRLSRN Super-Resolution"))
+        logic.registerCustomSampleDataCategory(SAMPLE_CATEGORY, title=title)
+        category = SAMPLE_CATEGORY
     logic.registerCustomSampleDataSource(
-        category=SAMPLE_CATEGORY,
+        category=category,
         sampleName=SAMPLE_NAME,
         thumbnailFileName=resourcePath("Icons", "RRLSRNSuperResSample.png"),
         uris=Path(resourcePath("SampleData", SAMPLE_FILE)).as_uri(),

@@ -180,6 +180,48 @@ def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slice
     assert Path(slicer_module.resourcePath("Icons", "RRLSRNSuperResSample.png")).is_file()
 
 
+class SampleDataBefore512:
+    """Slicer 5.6-5.10's SampleData: its panel titles each section with the category key itself."""
+
+    sources: dict = {}
+
+    @classmethod
+    def registerCustomSampleDataSource(cls, category="Custom", **source):  # noqa: N802 (Slicer's API)
+        cls.sources.setdefault(category, []).append(source)
+
+    @classmethod
+    def sectionTitles(cls) -> list[str]:  # noqa: N802
+        return sorted(cls.sources)
+
+
+class SampleDataSince512(SampleDataBefore512):
+    """Slicer 5.12 and later: a category key and a separately registered title."""
+
+    titles: dict = {}
+
+    @classmethod
+    def registerCustomSampleDataCategory(cls, category, title):  # noqa: N802
+        cls.titles[category] = title
+
+    @classmethod
+    def sectionTitles(cls) -> list[str]:  # noqa: N802
+        return sorted(cls.titles.get(category, category) for category in cls.sources)
+
+
+@pytest.mark.parametrize("sample_data_logic", [SampleDataBefore512, SampleDataSince512])
+def test_the_sample_data_section_reads_well_on_every_supported_slicer(slicer_module, monkeypatch,
+                                                                      sample_data_logic):
+    """Issue 26 item 8: on Slicer 5.6-5.10 the section was titled with the raw key "RRLSRNSuperRes"."""
+    monkeypatch.setattr(sample_data_logic, "sources", {})
+    sample_data = types.ModuleType("SampleData")
+    sample_data.SampleDataLogic = sample_data_logic
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+
+    slicer_module.registerSampleData()
+
+    assert sample_data_logic.sectionTitles() == ["RRLSRN Super-Resolution"]
+
+
 def test_module_and_widget_find_resources_in_the_top_level_folder(slicer_module):
     """The base classes (and the developer-mode Edit UI button) would look in RRLSRNSuperRes/Resources."""
     parent = types.SimpleNamespace()
