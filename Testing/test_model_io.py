@@ -69,3 +69,53 @@ def test_a_bundled_model_that_does_not_match_its_card_is_refused(tmp_path, monke
     monkeypatch.setattr(model_io, "bundled_card_of", lambda path: card)
     with pytest.raises(UserInputError, match="SHA256"):
         model_io.load_model()
+
+
+BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "srcnn_x2"]
+
+
+def bundled(name: str) -> Path:
+    return bundled_model_path().with_name(f"{name}.pt")
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_each_bundled_model_ships_a_state_dict_its_card_checks(name):
+    card = model_io.read_model_card(bundled(name).with_suffix(".json"))
+    weights = bundled(name).with_name(card["state_dict"]["file"])
+    assert weights.suffix == ".pth" and weights.stat().st_size < 20e6
+    assert card["state_dict"]["sha256"] == model_io.sha256_of(weights)
+    assert torch.__version__ in card["torch_versions_tested"]
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_without_torch_jit_the_bundled_models_load_from_their_state_dicts_with_identical_outputs(name, monkeypatch):
+    """Issue 26 item 10: newer torch deprecates torch.jit, which loaded the bundled models."""
+    probe = torch.rand(2, 1, 23, 17, generator=torch.Generator().manual_seed(4))
+    scripted = model_io.load_model(bundled(name))
+    assert isinstance(scripted, torch.jit.ScriptModule), "TorchScript is preferred while torch has it"
+    monkeypatch.delattr(torch.jit, "load")
+
+    plain = model_io.load_model(bundled(name))
+
+    assert not isinstance(plain, torch.jit.ScriptModule) and not plain.training
+    with torch.no_grad():
+        assert torch.equal(plain(probe), scripted(probe))
+
+
+def test_without_torch_jit_the_engine_gives_the_same_volume_and_a_user_torchscript_file_is_refused(
+        monkeypatch, mrml_tiny_model_path):
+    import numpy as np
+    from RRLSRNSuperResLib.engine import volume as engine
+
+    voxels = np.random.default_rng(2).uniform(0, 300, (2, 20, 18)).astype(np.float32)
+    engine._cached_model.cache_clear()
+    with_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), device="cpu", precision="fp32").voxels
+    monkeypatch.delattr(torch.jit, "load")
+    engine._cached_model.cache_clear()
+    try:
+        without_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), device="cpu", precision="fp32").voxels
+        with pytest.raises(UserInputError, match="cannot load TorchScript"):
+            model_io.load_model(mrml_tiny_model_path)
+    finally:
+        engine._cached_model.cache_clear()  # the other tests get TorchScript models again
+    np.testing.assert_array_equal(without_jit, with_jit)
