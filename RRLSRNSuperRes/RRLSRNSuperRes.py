@@ -452,6 +452,13 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.openInSegmentEditor(node.brainSegmentation, node.inputVolume)
 
 
+def pythonSlicerExecutable() -> str:
+    """Slicer's command-line Python (``PythonSlicer``, beside the application); outside Slicer, this Python."""
+    import shutil
+
+    return shutil.which("PythonSlicer") or sys.executable
+
+
 def ensureTorch() -> bool:
     """True when torch can be imported; otherwise offer to install it with the PyTorch extension.
 
@@ -586,6 +593,25 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume_as_labelmap
 
             brain_mask_on_volume_as_labelmap(brainSegmentation, output)
+        logging.info(self.summary(output, device))
+        return output
+
+    def processInBackground(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
+                            precision: str = "auto", batchSize: int = 0, keepInputType: bool = False,
+                            adaptSeconds: float = 0.0, consistency: str = "kspace",
+                            progress: Optional[Progress] = None):
+        """``process`` with the network in a separate process (``mrml.background``), as Slicer's AI
+        extensions run inference: a torch crash or out-of-memory ends that process, not Slicer,
+        and Cancel kills it. ``PythonSlicer`` runs the project's ``rrlsrn superres`` on temporary
+        NRRD files; the output grid, node rules and provenance are those of ``process``. The brain
+        box restriction is not offered here yet (``process`` has it).
+        """
+        from RRLSRNSuperResLib.mrml.background import BackgroundOptions, superresolve_volume_node_in_background
+
+        options = BackgroundOptions(plane=plane, device=device, precision=precision, batch_size=batchSize or None,
+                                    consistency=consistency, adapt_seconds=adaptSeconds, keep_input_type=keepInputType)
+        output = superresolve_volume_node_in_background(inputVolume, outputVolume, python=pythonSlicerExecutable(),
+                                                        options=options, progress=progress)
         logging.info(self.summary(output, device))
         return output
 

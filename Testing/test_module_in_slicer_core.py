@@ -471,3 +471,20 @@ def test_a_run_above_the_memory_threshold_asks_first_and_a_no_starts_nothing(sli
     assert "more than the free memory" in asked[0]
     assert widget.ui.statusLabel.text == "Not started." and scalar_volume_count() == before
     assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running
+
+
+def test_the_logic_runs_the_bundled_model_in_a_separate_process_with_progress(slicer_module):
+    """Issue 26 item 9: the network out of Slicer's process; outside Slicer the child is this Python."""
+    node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    logic = slicer_module.RRLSRNSuperResLogic()
+    fractions = []
+
+    output = logic.processInBackground(node, device="cpu", keepInputType=True,
+                                       progress=lambda fraction, message: fractions.append(fraction))
+    in_process = logic.process(node, device="cpu", keepInputType=True)
+
+    assert slicer_module.pythonSlicerExecutable() == sys.executable
+    assert output.GetName() == "slab x2 RRLSRN" and "done in" in logic.summary(output, "cpu")
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), slicer.util.arrayFromVolume(in_process))
+    assert slicer.util.arrayFromVolume(output).dtype == slicer.util.arrayFromVolume(node).dtype
+    assert fractions[-1] == 1.0 and len(fractions) >= 3

@@ -266,17 +266,37 @@ def superresolve_volume_node(
     """
     from ..engine.acquisition import superresolve_acquired
 
+    check_run_nodes(input_volume_node, output_volume_node)
+    geometry = geometry_from_node(input_volume_node)
+    guarded = watch_run_nodes(progress, input_volume_node, output_volume_node)
+    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
+                                   device=device, progress=guarded, **options)
+    return store_result(input_volume_node, output_volume_node, result, geometry)
+
+
+def check_run_nodes(input_volume_node: Any, output_volume_node: Any) -> None:
+    """Refuse a run before any work: the input a scalar volume in a scene, the output (if given) valid."""
     check_scalar_volume(input_volume_node)
     if input_volume_node.GetScene() is None:
         raise UserInputError(f"'{input_volume_node.GetName()}' is not in a scene")
     if output_volume_node is not None:
         _check_output(output_volume_node, input_volume_node)
-    geometry = geometry_from_node(input_volume_node)
+
+
+def watch_run_nodes(progress: Progress | None, input_volume_node: Any, output_volume_node: Any) -> Progress:
+    """``progress``, cancelling once the input or the given output node left the scene."""
     watched = [node for node in (input_volume_node, output_volume_node) if node is not None]
-    guarded = _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
-    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
-                                   device=device, progress=guarded, **options)
-    output_geometry = upsampled_geometry(geometry, result.slice_axis)
+    return _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
+
+
+def store_result(input_volume_node: Any, output_volume_node: Any, result: SuperResolutionResult,
+                 input_geometry: Geometry) -> Any:
+    """Write a finished run into ``output_volume_node`` (renamed after the input) or a new node.
+
+    ``result`` needs ``voxels`` (KJI), ``slice_axis``, ``device``, ``precision``, ``seconds`` and
+    ``notes``; the output grid is the x2 grid of ``input_geometry`` (the input's, taken before the run).
+    """
+    output_geometry = upsampled_geometry(input_geometry, result.slice_axis)
     if output_volume_node is None:
         output = _new_output_node(input_volume_node)
     else:
