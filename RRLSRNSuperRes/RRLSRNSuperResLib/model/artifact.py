@@ -110,29 +110,37 @@ def _load_state_dict_model(model_path: Path, card_path: Path) -> torch.nn.Module
     return model
 
 
-def _load_torchscript(path: Path, card_path: Path | None) -> torch.nn.Module:
+def _load_torchscript(path: Path, card_path: Path | None) -> torch.nn.Module | None:
+    """The TorchScript model; None for a bundled model this torch cannot load (then its state dict serves).
+
+    An archive scripted by a newer torch may call operators an older torch lacks (torch 2.8 cannot
+    load the SRCNN scripted by torch 2.13: ``aten::_upsample_lanczos2d_aa``).
+    """
     _check_torchscript_archive(path)
     if card_path is not None and sha256_of(path) != read_model_card(card_path)["sha256"]:
         raise UserInputError(f"bundled model {path} does not match the SHA256 in its model card; reinstall")
     if not torchscript_available():
+        if card_path is not None:
+            return None
         raise UserInputError(f"this PyTorch ({torch.__version__}) cannot load TorchScript (torch.jit) models "
                              f"such as {path}; use a PyTorch that has torch.jit, or the bundled model")
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as error:
+        if card_path is not None:
+            return None
         raise UserInputError(f"model {path} could not be loaded as TorchScript: {error}") from error
 
 
 def load_model(path: Path | None = None) -> torch.nn.Module:
     """Load a bundled model (SHA256-checked against its card; None: the MRI model) or a user's
-    TorchScript model, on CPU. A bundled model loads as TorchScript while torch has it, else
-    from its state dict into the Lib's network."""
+    TorchScript model, on CPU. A bundled model loads as TorchScript while this torch can load
+    it, else from its state dict into the Lib's network."""
     path = Path(path) if path is not None else bundled_model_path()
     card = bundled_card_of(path)
-    if card is not None and not torchscript_available():
+    model = _load_torchscript(path, card)
+    if model is None:
         model = _load_state_dict_model(path, card)
-    else:
-        model = _load_torchscript(path, card)
     model.eval()
     check_shapes(model)
     return model
