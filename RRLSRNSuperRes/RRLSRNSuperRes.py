@@ -383,8 +383,12 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showRunning(False)
 
     def _readyToRun(self) -> bool:
-        """PyTorch is installed (or the user let the PyTorch extension install it), and a run that
-        needs much memory or time was confirmed (``mrml.run_estimate``)."""
+        """The inputs are valid, PyTorch is installed (or the user let the PyTorch extension install
+        it), and a run that needs much memory or time was confirmed (``mrml.run_estimate``)."""
+        problem = self.logic.inputProblem(self._parameterNode)
+        if problem:  # Apply is disabled then; a script calling onApplyButton gets the reason
+            self.ui.statusLabel.text = _(problem)
+            return False
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed.")):
             torchAvailable = ensureTorch()
         if not torchAvailable:

@@ -379,8 +379,8 @@ def test_deleting_the_brain_segmentation_mid_run_stops_the_run_instead_of_failin
 
     widget.onApplyButton()  # tryWithErrorDisplay re-raises in testing mode: a failure would raise here
 
-    assert widget.ui.statusLabel.text == ("Stopped: super-resolution stopped: the brain segmentation 'brain' was "
-                                          "removed; nothing was added")
+    assert widget.ui.statusLabel.text == ("Super-resolution stopped: the brain segmentation 'brain' was removed; "
+                                          "nothing was added.")
     assert scalar_volume_count() == before
 
 
@@ -488,3 +488,13 @@ def test_the_logic_runs_the_bundled_model_in_a_separate_process_with_progress(sl
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), slicer.util.arrayFromVolume(in_process))
     assert slicer.util.arrayFromVolume(output).dtype == slicer.util.arrayFromVolume(node).dtype
     assert fractions[-1] == 1.0 and len(fractions) >= 3
+
+
+def test_apply_without_a_valid_input_says_why_and_starts_nothing(slicer_module, monkeypatch):
+    widget = bound_widget(slicer_module, monkeypatch)
+    widget._checkCanApply()
+    assert (widget.ui.applyButton.enabled, widget.ui.applyButton.toolTip) == (False, "Select an input volume.")
+
+    widget.onApplyButton()  # as a script would: the disabled button cannot be clicked
+
+    assert widget.ui.statusLabel.text == "Select an input volume." and not widget.controller.running

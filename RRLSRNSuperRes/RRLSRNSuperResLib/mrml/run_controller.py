@@ -173,4 +173,5 @@ class RunController:
         """Status line of a cancelled run: the user's Cancel, or why the run stopped by itself."""
         if self.cancel_requested:
             return "Cancelled; no volume was added or changed."
-        return f"Stopped: {cancelled}"
+        reason = str(cancelled)
+        return reason[:1].upper() + reason[1:] + "."
