@@ -75,3 +75,21 @@ def test_a_user_error_in_the_child_is_a_user_error_here_in_slicer_words(mrml_sce
         superresolve_volume_node_in_background(oblique_stack, python=sys.executable,
                                                options=BackgroundOptions(device="cuda"))
     assert mrml_scene.GetNumberOfNodes() == before_nodes
+
+
+def test_the_result_read_back_is_not_copied_and_outlives_its_scratch_node(tmp_path):
+    import gc
+
+    from RRLSRNSuperResLib.mrml.background import _read_nrrd_voxels, _write_nrrd
+
+    node = slicer.vtkMRMLScalarVolumeNode()
+    expected = np.random.default_rng(1).normal(size=(3, 4, 5)).astype(np.float32)
+    slicer.util.updateVolumeFromArray(node, expected)
+    _write_nrrd(node, tmp_path / "result.nrrd")
+
+    voxels = _read_nrrd_voxels(tmp_path / "result.nrrd")
+    gc.collect()
+    _ = [np.full(60, 1e9, np.float32) for _ in range(200)]
+
+    assert not voxels.flags.owndata, "a view of the VTK scalars"
+    np.testing.assert_array_equal(voxels, expected)

@@ -89,12 +89,14 @@ def _write_nrrd(node: Any, path: Path) -> None:
 
 
 def _read_nrrd_voxels(path: Path) -> np.ndarray:
+    """The result's voxels (KJI) without a copy: the array views the VTK scalars read from the file,
+    and numpy's buffer reference keeps them alive after the scratch node is gone."""
     node = slicer.vtkMRMLScalarVolumeNode()
     storage = slicer.vtkMRMLNRRDStorageNode()
     storage.SetFileName(str(path))
     if not storage.ReadData(node):
         raise RuntimeError(f"could not read the result {path}")
-    return arrayFromVolume(node).copy()
+    return arrayFromVolume(node)
 
 
 def _start(python: str, arguments: Sequence[str], folder: Path) -> tuple[subprocess.Popen, queue.Queue]:
