@@ -47,10 +47,7 @@ SAMPLE_CACHE_FILE = "RRLSRNSuperRes-FetalBrainT2Stack-sub-01_run-1_T2w.nii.gz"
 SAMPLE_SHA256 = "SHA256:be83d9c2c6d9b83c1ae9d619b8fefa7048016246df4a97e5c76e0686e0cc8f4c"
 SAMPLE_MASK_FILE = "sub-01_run-1_T2w_desc-brain_mask.nii.gz"
 ANATOMICAL_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # RAS axis closest to the slice normal
-ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (README)
-
-Progress = Callable[[float, str], Optional[bool]]
-
+ADAPT_SECONDS = 60.0  # "Adapt to this scan": the time measured on the 2-core CPU (docs/results.md)
 
 def resourcePath(*parts: str) -> str:
     """Absolute path of a bundled file under ``Resources/`` (one level above this module's folder)."""
@@ -425,12 +422,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self.logic.process(
             node.inputVolume,
             self.logic.outputVolumeForRun(node),
-            plane=node.plane.value,
-            device=node.device.value,
-            precision=node.precision.value,
-            adaptSeconds=ADAPT_SECONDS if node.adaptToScan else 0.0,
-            consistency="kspace" if node.keepMeasuredKSpace else "none",
-            batchSize=node.batchSize,
+            options=self.logic.engineOptions(node),
             keepInputType=node.outputType == OutputType.INPUT,
             brainSegmentation=node.brainSegmentation if node.restrictToBrain else None,
             progress=self._onProgress,
@@ -565,58 +557,81 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
             self._bandwidthEstimates = BandwidthEstimates()
         return text + "\n" + self._bandwidthEstimates.of(volumeNode, axis).describe()
 
-    def process(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
-                precision: str = "auto", batchSize: int = 0, keepInputType: bool = False, brainSegmentation=None,
-                adaptSeconds: float = 0.0, consistency: str = "kspace", progress: Optional[Progress] = None):
-        """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
+    @staticmethod
+    def engineOptions(parameterNode):
+        """The engine's options (``RRLSRNSuperResLib.engine.options.EngineOptions``) of the module's state.
 
-        ``outputVolume`` None adds a new node; a previous output is reused. ``batchSize`` 0 is
-        automatic. ``brainSegmentation`` restricts the network to the brain's box, and its brain
-        segment is then also written as a label map on the output's x2 grid
-        (``brainMaskLabelmap(output)``). Raises ``SuperResolutionCancelled`` when ``progress``
-        returns False (nothing is changed). ``adaptSeconds`` over 0 first adapts a copy of the
-        model to this stack (``engine.adaptation``). ``consistency`` ``kspace`` keeps the input's
-        k-space in the output exactly, ``none`` gives the network's output as it is
-        (``imaging.consistency``).
+        The parameter node's ``batchSize`` (0 = automatic; a Qt-style name) is the engine's
+        ``batch_size`` (None = automatic); ``adaptToScan`` is ``ADAPT_SECONDS`` of adaptation;
+        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``.
+        """
+        from RRLSRNSuperResLib.engine.options import EngineOptions
+
+        return EngineOptions(plane=parameterNode.plane.value, device=parameterNode.device.value,
+                             precision=parameterNode.precision.value, batch_size=parameterNode.batchSize or None,
+                             adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0,
+                             consistency="kspace" if parameterNode.keepMeasuredKSpace else "none")
+
+    def process(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
+                brainSegmentation=None, progress: Optional[Callable] = None):
+        """Super-resolve ``inputVolume`` x2 in-plane in this process; returns the output volume node.
+
+        ``options``: an ``EngineOptions`` (None: the defaults; ``engineOptions(parameterNode)``
+        gives the module's). ``outputVolume`` None adds a new node; a previous output is reused.
+        ``brainSegmentation`` restricts the network to the brain's box, and its brain segment is
+        then also written as a label map on the output's x2 grid (``brainMaskLabelmap(output)``).
+        ``progress`` is a ``RRLSRNSuperResLib.errors.Progress``: when it returns False (or the
+        brain segmentation leaves the scene), ``SuperResolutionCancelled`` is raised and nothing is
+        changed.
         """
         from RRLSRNSuperResLib import superresolve_volume_node
+
+        def runInProcess(options, maskKJI, progress):
+            call = {} if maskKJI is None else {"mask_kji": maskKJI}
+            if keepInputType:
+                call["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+            # The adapter's documented keywords: the options' fields, the device among them.
+            return superresolve_volume_node(inputVolume, outputVolume, progress=progress, **vars(options), **call)
+
+        return self._runWithBrainMask(runInProcess, inputVolume, options, brainSegmentation, progress)
+
+    def processInBackground(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
+                            brainSegmentation=None, progress: Optional[Callable] = None):
+        """``process`` with the network in a separate process (``mrml.background``), as Slicer's AI
+        extensions run inference: a torch crash or out-of-memory ends that process, not Slicer,
+        and Cancel kills it. ``PythonSlicer`` runs the project's ``rrlsrn superres`` on temporary
+        NRRD files (the brain mask as one more, ``--mask``); the output grid, node rules, brain
+        mask label map and provenance are those of ``process``.
+        """
+        from RRLSRNSuperResLib.mrml.background import superresolve_volume_node_in_background
+
+        def runInBackground(options, maskKJI, progress):
+            return superresolve_volume_node_in_background(inputVolume, outputVolume, python=pythonSlicerExecutable(),
+                                                          options=options, keep_input_type=keepInputType,
+                                                          mask_kji=maskKJI, progress=progress)
+
+        return self._runWithBrainMask(runInBackground, inputVolume, options, brainSegmentation, progress)
+
+    def _runWithBrainMask(self, run, inputVolume, options, brainSegmentation, progress):
+        """``run(options, maskKJI, progress)`` with what both paths share: the default options, the brain
+        mask on the input grid (KJI) before it, the x2 label map after it, a run stopped when the brain
+        segmentation leaves the scene, and the summary in the log."""
+        from RRLSRNSuperResLib.engine.options import DEFAULT_OPTIONS
         from RRLSRNSuperResLib.mrml.run_controller import cancel_when_referenced_nodes_leave
 
+        options = options or DEFAULT_OPTIONS
         progress = cancel_when_referenced_nodes_leave(progress, {"brain segmentation": brainSegmentation})
-
-        options = {"plane": plane, "batch_size": batchSize or None, "precision": precision,
-                   "adapt_seconds": adaptSeconds, "consistency": consistency}
-        if keepInputType:
-            options["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+        maskKJI = None
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume
 
-            options["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
-        output = superresolve_volume_node(inputVolume, outputVolume, device=device, progress=progress, **options)
+            maskKJI = brain_mask_on_volume(brainSegmentation, inputVolume)
+        output = run(options, maskKJI, progress)
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume_as_labelmap
 
             brain_mask_on_volume_as_labelmap(brainSegmentation, output)
-        logging.info(self.summary(output, device))
-        return output
-
-    def processInBackground(self, inputVolume, outputVolume=None, *, plane: str = "auto", device: str = "auto",
-                            precision: str = "auto", batchSize: int = 0, keepInputType: bool = False,
-                            adaptSeconds: float = 0.0, consistency: str = "kspace",
-                            progress: Optional[Progress] = None):
-        """``process`` with the network in a separate process (``mrml.background``), as Slicer's AI
-        extensions run inference: a torch crash or out-of-memory ends that process, not Slicer,
-        and Cancel kills it. ``PythonSlicer`` runs the project's ``rrlsrn superres`` on temporary
-        NRRD files; the output grid, node rules and provenance are those of ``process``. The brain
-        box restriction is not offered here yet (``process`` has it).
-        """
-        from RRLSRNSuperResLib.mrml.background import BackgroundOptions, superresolve_volume_node_in_background
-
-        options = BackgroundOptions(plane=plane, device=device, precision=precision, batch_size=batchSize or None,
-                                    consistency=consistency, adapt_seconds=adaptSeconds, keep_input_type=keepInputType)
-        output = superresolve_volume_node_in_background(inputVolume, outputVolume, python=pythonSlicerExecutable(),
-                                                        options=options, progress=progress)
-        logging.info(self.summary(output, device))
+        logging.info(self.summary(output, options.device))
         return output
 
     @staticmethod
@@ -704,6 +719,7 @@ class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
         self.test_superresolvesSimulatedLowResolutionSample()
 
     def test_superresolvesSimulatedLowResolutionSample(self):
+        from RRLSRNSuperResLib.engine.options import EngineOptions
         from RRLSRNSuperResLib.evaluation import metrics
         from RRLSRNSuperResLib.imaging import degrade
 
@@ -721,7 +737,7 @@ class RRLSRNSuperResTest(ScriptedLoadableModuleTest):
         lr = slicer.util.addVolumeFromArray(lrVoxels, lrToRAS, "simulated LR")
 
         self.delayDisplay("Super-resolving on the CPU")
-        output = RRLSRNSuperResLogic().process(lr, device="cpu")
+        output = RRLSRNSuperResLogic().process(lr, options=EngineOptions(device="cpu"))
 
         np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(self._ijkToRAS(output)), hrToRAS, atol=1e-6)
         sr = slicer.util.arrayFromVolume(output)

@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from RRLSRNSuperResLib.cli.main import main
 from RRLSRNSuperResLib.engine import acquisition
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.engine.volume import SuperResolutionResult, superresolve
 from RRLSRNSuperResLib.imaging import degrade
 from RRLSRNSuperResLib.imaging.bandwidth import estimate_bandwidth
@@ -72,9 +73,9 @@ def test_a_stack_too_small_to_measure_says_so():
     assert not band.measured and not band.interpolated and "not measured" in band.describe()
 
 
-def _zero_fill_network(voxels, spacing, *, plane, mask_kji=None, output_dtype=None, **engine):
+def _zero_fill_network(voxels, spacing, options, *, mask_kji=None, progress=None, output_dtype=None):
     """A stand-in network that is exact zero-fill x2: the acquisition path must then be too."""
-    axis = "ijk".index(plane)
+    axis = "ijk".index(options.plane)
     slices = np.moveaxis(voxels, 2 - axis, 0)
     up = degrade.zero_fill_upsample_slices(slices.astype(np.float32))
     return SuperResolutionResult(np.moveaxis(up, 0, 2 - axis), axis, "cpu", 0.0, None, ["engine note"], "fp32")
@@ -98,19 +99,18 @@ def test_the_acquisition_grid_path_keeps_the_x2_grid_exactly(monkeypatch, slice_
 def test_a_stack_as_acquired_or_as_is_runs_exactly_as_before(sample, mrml_tiny_model_path):
     voxels, _ = sample
     crop = voxels[9:12, 80:240, 80:240]
-    before = superresolve(crop, SPACING, model=mrml_tiny_model_path, device="cpu", precision="fp32")
+    before = superresolve(crop, SPACING, EngineOptions(model=mrml_tiny_model_path, device="cpu", precision="fp32"))
     for mode in ("auto", "as-is"):
-        after = acquisition.superresolve_acquired(crop, SPACING, acquisition=mode, model=mrml_tiny_model_path,
-                                                  device="cpu", precision="fp32")
+        options = EngineOptions(acquisition=mode, model=mrml_tiny_model_path, device="cpu", precision="fp32")
+        after = acquisition.superresolve_acquired(crop, SPACING, options)
         np.testing.assert_array_equal(after.voxels, before.voxels)
         assert after.notes == before.notes
     interpolated = zero_filled(crop, 2.0).astype(np.float32)
-    as_is = acquisition.superresolve_acquired(interpolated, SPACING, acquisition="as-is",
-                                              model=mrml_tiny_model_path, device="cpu", precision="fp32")
-    np.testing.assert_array_equal(as_is.voxels, superresolve(interpolated, SPACING, model=mrml_tiny_model_path,
-                                                             device="cpu", precision="fp32").voxels)
+    as_given = EngineOptions(acquisition="as-is", model=mrml_tiny_model_path, device="cpu", precision="fp32")
+    as_is = acquisition.superresolve_acquired(interpolated, SPACING, as_given)
+    np.testing.assert_array_equal(as_is.voxels, superresolve(interpolated, SPACING, as_given).voxels)
     with pytest.raises(Exception, match="acquisition must be one of"):
-        acquisition.superresolve_acquired(crop, SPACING, acquisition="guess")
+        acquisition.superresolve_acquired(crop, SPACING, EngineOptions(acquisition="guess"))
 
 
 def test_superres_names_what_it_did_with_an_interpolated_stack(sample, tmp_path, capsys, mrml_tiny_model_path):
@@ -138,10 +138,10 @@ def test_a_band_cut_on_one_axis_only_is_named_and_processed_as_given(mrml_tiny_m
         image = torch.from_numpy(noise)[:, None]
         stack = degrade.fourier_resample(degrade.fourier_resample(image, (192, 120)), (192, 192))[:, 0].numpy()
     stack = stack.astype(np.float32)
-    engine = dict(model=mrml_tiny_model_path, device="cpu", precision="fp32")
-    result = acquisition.superresolve_acquired(stack, SPACING, **engine)
+    engine = EngineOptions(model=mrml_tiny_model_path, device="cpu", precision="fp32")
+    result = acquisition.superresolve_acquired(stack, SPACING, engine)
     assert "one axis only" in result.notes[0] and result.notes[0].endswith("processed as given")
-    np.testing.assert_array_equal(result.voxels, superresolve(stack, SPACING, **engine).voxels)
+    np.testing.assert_array_equal(result.voxels, superresolve(stack, SPACING, engine).voxels)
 
 
 def test_evaluate_interpolated_scores_the_gain_over_the_scanner_interpolated_input(sample, tmp_path, capsys,

@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from RRLSRNSuperResLib.engine import adaptation
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.engine.volume import resolve_model, superresolve
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
@@ -50,7 +51,7 @@ def test_a_worse_adaptation_is_thrown_away(brain_slices, monkeypatch):
 def test_superresolve_adapts_first_with_progress_and_cancel(brain_slices):
     voxels, spacing = brain_slices
     calls = []
-    result = superresolve(voxels, spacing, device="cpu", precision="fp32", adapt_seconds=2.0,
+    result = superresolve(voxels, spacing, EngineOptions(device="cpu", precision="fp32", adapt_seconds=2.0),
                           progress=lambda fraction, message: calls.append((fraction, message)))
     assert result.voxels.shape == (8, 192, 192)
     assert any(note.startswith("adapted to this scan:") for note in result.notes)
@@ -60,10 +61,10 @@ def test_superresolve_adapts_first_with_progress_and_cancel(brain_slices):
     assert adapting and max(adapting) <= 0.5  # the first half of the bar is the adaptation
 
     with pytest.raises(SuperResolutionCancelled):
-        superresolve(voxels, spacing, device="cpu", adapt_seconds=30.0,
+        superresolve(voxels, spacing, EngineOptions(device="cpu", adapt_seconds=30.0),
                      progress=lambda fraction, message: not message.startswith("adapting to this scan: step"))
     with pytest.raises(UserInputError):
-        superresolve(voxels[:1], spacing, device="cpu", adapt_seconds=1.0)
+        superresolve(voxels[:1], spacing, EngineOptions(device="cpu", adapt_seconds=1.0))
 
 
 @pytest.mark.parametrize("consistency", ["kspace", "bicubic"])

@@ -11,8 +11,9 @@ import pytest
 import slicer
 import slicer.util
 from RRLSRNSuperResLib import superresolve_volume_node
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
-from RRLSRNSuperResLib.mrml.background import BackgroundOptions, superresolve_volume_node_in_background
+from RRLSRNSuperResLib.mrml.background import superresolve_volume_node_in_background
 from RRLSRNSuperResLib.mrml.volumes import ATTRIBUTE_DEVICE, ATTRIBUTE_SLICE_AXIS
 from test_mrml_adapter import add_parent_transform, add_volume, ijk_to_ras, oblique_flipped_directions
 
@@ -34,7 +35,7 @@ def test_a_background_run_streams_progress_and_matches_the_in_process_output_exa
         mrml_scene, oblique_stack, mrml_tiny_model_path):
     before = rrlsrn_folders()
     reports = []
-    options = BackgroundOptions(device="cpu", precision="fp32", model=mrml_tiny_model_path)
+    options = EngineOptions(device="cpu", precision="fp32", model=mrml_tiny_model_path)
 
     output = superresolve_volume_node_in_background(oblique_stack, python=sys.executable, options=options,
                                                     progress=lambda fraction, message: reports.append(
@@ -62,7 +63,7 @@ def test_cancelling_a_background_run_kills_it_and_leaves_no_node_and_no_file(mrm
 
     with pytest.raises(SuperResolutionCancelled):
         superresolve_volume_node_in_background(oblique_stack, python=sys.executable, progress=cancel_once_it_runs,
-                                               options=BackgroundOptions(device="cpu", model=mrml_tiny_model_path))
+                                               options=EngineOptions(device="cpu", model=mrml_tiny_model_path))
 
     assert seen[-1] == "loading model"
     assert mrml_scene.GetNumberOfNodes() == before_nodes and rrlsrn_folders() == before_folders
@@ -73,7 +74,7 @@ def test_a_user_error_in_the_child_is_a_user_error_here_in_slicer_words(mrml_sce
     before_nodes = mrml_scene.GetNumberOfNodes()
     with pytest.raises(UserInputError, match="^No working CUDA GPU was found: .*choose Device: CPU"):
         superresolve_volume_node_in_background(oblique_stack, python=sys.executable,
-                                               options=BackgroundOptions(device="cuda"))
+                                               options=EngineOptions(device="cuda"))
     assert mrml_scene.GetNumberOfNodes() == before_nodes
 
 
@@ -93,3 +94,23 @@ def test_the_result_read_back_is_not_copied_and_outlives_its_scratch_node(tmp_pa
 
     assert not voxels.flags.owndata, "a view of the VTK scalars"
     np.testing.assert_array_equal(voxels, expected)
+
+
+def test_the_child_gets_every_engine_option_and_the_mask_file():
+    from RRLSRNSuperResLib.mrml.background import command_arguments
+
+    options = EngineOptions(model="m.pt", device="cpu", precision="bf16", plane="j", acquisition="as-is",
+                            batch_size=4, consistency="none", views=1, adapt_seconds=2.5)
+
+    assert command_arguments(options, 0, keep_input_type=True, mask=True) == [
+        "--plane", "i", "--device", "cpu", "--precision", "bf16", "--acquisition", "as-is", "--consistency", "none",
+        "--views", "1", "--adapt", "2.5", "--output-type", "input", "--progress-lines", "--batch-size", "4",
+        "--model", "m.pt", "--mask", "mask.nrrd"]
+
+
+def test_a_loaded_model_cannot_travel_to_the_child():
+    import torch
+    from RRLSRNSuperResLib.mrml.background import command_arguments
+
+    with pytest.raises(UserInputError, match="takes a model file, not a loaded model"):
+        command_arguments(EngineOptions(model=torch.nn.Identity()), 2)

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from RRLSRNSuperResLib.cli.main import main
-from RRLSRNSuperResLib.engine.precision import cpu_runs_bf16_natively
 from RRLSRNSuperResLib.model.artifact import sha256_of
+from RRLSRNSuperResLib.model.precision import cpu_runs_bf16_natively
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
 
 pytest.importorskip("bids")

@@ -325,8 +325,12 @@ def test_bench_reports_rates_beside_matmuls_of_the_same_precision_and_memory(tmp
     figures = json.loads(report.read_text())
     assert figures["precision"] == "bf16" and figures["slices_per_second"] > 0
     assert figures["matmul_bf16_gflops"] > 0 and figures["matmul_fp32_gflops"] > 0
-    assert figures["fraction_of_same_precision_matmul"] == pytest.approx(
-        figures["achieved_gflops"] / figures["matmul_bf16_gflops"], rel=0.01)
+    # Every figure is printed rounded (GFLOP/s to 0.01, the fraction to 0.001): the fraction must lie in the
+    # interval the rounded rates allow, widened by its own rounding; exact at the printed precision, also on a
+    # loaded machine where the fraction is small.
+    achieved, ceiling = figures["achieved_gflops"], figures["matmul_bf16_gflops"]
+    lowest, highest = (achieved - 0.005) / (ceiling + 0.005), (achieved + 0.005) / (ceiling - 0.005)
+    assert lowest - 0.0005 <= figures["fraction_of_same_precision_matmul"] <= highest + 0.0005
     assert figures["peak_host_memory_mb"] > 100
     assert (figures["consistency"], figures["views"]) == ("kspace", 2)
     assert main(["bench", str(source), "--device", "cpu", "--repeats", "1", "--views", "1", "--json", str(report)]) == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from RRLSRNSuperResLib.engine.devices import cuda_usable, select_device
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.engine.volume import superresolve
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not cuda_usable(), reason="no working CUDA GPU here")]
@@ -26,24 +27,24 @@ def test_auto_picks_cuda():
 
 def test_cuda_matches_cpu_and_is_deterministic(phantom):
     spacing = (1.0, 1.0, 3.0)
-    on_gpu = superresolve(phantom, spacing, device="cuda", precision="fp32")
+    on_gpu = superresolve(phantom, spacing, EngineOptions(device="cuda", precision="fp32"))
     assert on_gpu.device == "cuda"
-    again = superresolve(phantom, spacing, device="cuda", precision="fp32")
+    again = superresolve(phantom, spacing, EngineOptions(device="cuda", precision="fp32"))
     np.testing.assert_array_equal(again.voxels, on_gpu.voxels)
-    on_cpu = superresolve(phantom, spacing, device="cpu", precision="fp32")
+    on_cpu = superresolve(phantom, spacing, EngineOptions(device="cpu", precision="fp32"))
     # cuDNN may use TF32 for convolutions: equal to a small fraction of the data range.
     assert np.abs(on_gpu.voxels - on_cpu.voxels).max() < 2e-3 * np.ptp(phantom)
 
 
 def test_real_out_of_memory_falls_back_and_gives_the_same_result(phantom):
     spacing = (1.0, 1.0, 3.0)
-    reference = superresolve(phantom, spacing, device="cuda", batch_size=1, precision="fp32").voxels
+    reference = superresolve(phantom, spacing, EngineOptions(device="cuda", batch_size=1, precision="fp32")).voxels
     torch.cuda.empty_cache()
     free, total = torch.cuda.mem_get_info()
     # Leave this process room for the model and one small tile, not for a batch of 6 slices.
     torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated() + 40e6) / total))
     try:
-        result = superresolve(phantom, spacing, device="cuda", batch_size=6, precision="fp32")
+        result = superresolve(phantom, spacing, EngineOptions(device="cuda", batch_size=6, precision="fp32"))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert result.notes, "expected the out-of-memory fallback to be used and reported"
@@ -53,8 +54,8 @@ def test_real_out_of_memory_falls_back_and_gives_the_same_result(phantom):
 @pytest.mark.parametrize("precision", ["auto", "bf16", "fp16"])
 def test_reduced_precision_on_cuda_stays_close_to_float32(phantom, precision):
     spacing = (1.0, 1.0, 3.0)
-    reference = superresolve(phantom, spacing, device="cuda", precision="fp32").voxels
-    fast = superresolve(phantom, spacing, device="cuda", precision=precision)
+    reference = superresolve(phantom, spacing, EngineOptions(device="cuda", precision="fp32")).voxels
+    fast = superresolve(phantom, spacing, EngineOptions(device="cuda", precision=precision))
     expected = {"auto": "bf16" if torch.cuda.is_bf16_supported() else "fp16"}.get(precision, precision)
     assert fast.precision == expected
     error = fast.voxels.astype(np.float64) - reference

@@ -1,7 +1,7 @@
 """HR -> LR degradations and x2 baselines against analytic values: they prove the shared grid.
 
 Positions are in HR pixel units with HR pixel ``n`` centred at ``n``; LR pixel ``j`` is centred
-at ``2j + 1/2`` (DESIGN.md), and output pixel ``n`` of an x2 baseline is back at ``n``.
+at ``2j + 1/2`` (docs/design.md), and output pixel ``n`` of an x2 baseline is back at ``n``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.engine.slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
 from RRLSRNSuperResLib.engine.volume import brain_window, superresolve
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
@@ -26,7 +27,7 @@ def sample_crop():
 def test_progress_rises_to_one_at_least_once_per_batch(sample_crop):
     voxels, _, spacing = sample_crop
     calls = []
-    superresolve(voxels, spacing, device="cpu", batch_size=1,
+    superresolve(voxels, spacing, EngineOptions(device="cpu", batch_size=1),
                  progress=lambda fraction, message: calls.append((fraction, message)))
     fractions = [f for f, _ in calls]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0
@@ -43,16 +44,16 @@ def test_returning_false_cancels(sample_crop):
         return fraction < 0.25
 
     with pytest.raises(SuperResolutionCancelled):
-        superresolve(voxels, spacing, device="cpu", batch_size=1, progress=cancel_after_first_batch)
+        superresolve(voxels, spacing, EngineOptions(device="cpu", batch_size=1), progress=cancel_after_first_batch)
     assert max(seen) < 1.0
 
 
 def test_same_input_gives_the_same_output(sample_crop):
     voxels, _, spacing = sample_crop
-    first = superresolve(voxels, spacing, device="cpu").voxels
-    np.testing.assert_array_equal(superresolve(voxels, spacing, device="cpu").voxels, first)
+    first = superresolve(voxels, spacing, EngineOptions(device="cpu")).voxels
+    np.testing.assert_array_equal(superresolve(voxels, spacing, EngineOptions(device="cpu")).voxels, first)
     # Another batch size may pick other kernels: equal to float tolerance, not bit for bit.
-    np.testing.assert_allclose(superresolve(voxels, spacing, device="cpu", batch_size=1).voxels, first,
+    np.testing.assert_allclose(superresolve(voxels, spacing, EngineOptions(device="cpu", batch_size=1)).voxels, first,
                                atol=1e-4 * np.ptp(voxels))
 
 
@@ -95,7 +96,7 @@ def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_t
 
     voxels, mask, spacing = sample_crop
     # Without the consistency projection, which then spreads over the whole slice (tested below).
-    boxed = superresolve(voxels, spacing, device="cpu", mask_kji=mask, consistency="none")
+    boxed = superresolve(voxels, spacing, EngineOptions(device="cpu", consistency="none"), mask_kji=mask)
     assert boxed.scale == robust_scale(voxels, mask)
     assert boxed.scale.hi != pytest.approx(robust_scale(voxels).hi, rel=0.01), "the mask must matter"
     window = brain_window(mask)
@@ -103,7 +104,7 @@ def test_the_brain_mask_sets_the_intensity_range_and_only_its_box_goes_through_t
     outside = np.ones(boxed.voxels.shape, bool)
     outside[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = False
     np.testing.assert_array_equal(boxed.voxels[outside], spline[outside])
-    network_part = superresolve(voxels, spacing, device="cpu", consistency="none").voxels
+    network_part = superresolve(voxels, spacing, EngineOptions(device="cpu", consistency="none")).voxels
     assert not np.allclose(boxed.voxels[~outside], network_part[~outside], atol=1e-3 * np.ptp(voxels)), \
         "the masked intensity range should change the network's input, and so its output"
 
@@ -154,9 +155,9 @@ def test_out_of_memory_shrinks_the_batch_then_tiles_then_uses_the_cpu(sample_cro
 
 def test_output_type_on_request_is_rounded_and_clipped(sample_crop):
     voxels, _, spacing = sample_crop
-    result = superresolve(voxels[:1], spacing, device="cpu", output_dtype=voxels.dtype)
+    result = superresolve(voxels[:1], spacing, EngineOptions(device="cpu"), output_dtype=voxels.dtype)
     assert result.voxels.dtype == voxels.dtype
-    as_float = superresolve(voxels[:1], spacing, device="cpu").voxels
+    as_float = superresolve(voxels[:1], spacing, EngineOptions(device="cpu")).voxels
     np.testing.assert_array_equal(result.voxels,
                                   np.clip(np.rint(as_float), 0, np.iinfo(voxels.dtype).max).astype(voxels.dtype))
 
@@ -167,7 +168,7 @@ def test_model_beats_cubic_spline_on_a_simulated_low_resolution_slice(sample_cro
     voxels, mask, spacing = sample_crop
     high = voxels.astype(np.float32)
     low = downsample_slices(high, "bicubic")
-    sr = superresolve(low, (2 * spacing[0], 2 * spacing[1], spacing[2]), device="cpu").voxels
+    sr = superresolve(low, (2 * spacing[0], 2 * spacing[1], spacing[2]), EngineOptions(device="cpu")).voxels
     spline = np.stack([cubic_spline_upsample_slice(s) for s in low])
 
     def error(estimate):
@@ -183,21 +184,21 @@ def test_model_beats_cubic_spline_on_a_simulated_low_resolution_slice(sample_cro
 ])
 def test_bad_arrays_are_refused(voxels, message):
     with pytest.raises(UserInputError, match=message):
-        superresolve(voxels, (1, 1, 1), device="cpu")
+        superresolve(voxels, (1, 1, 1), EngineOptions(device="cpu"))
 
 
 def test_mask_on_another_grid_or_empty_is_refused(sample_crop):
     voxels, mask, spacing = sample_crop
     with pytest.raises(UserInputError, match="mask shape"):
-        superresolve(voxels, spacing, device="cpu", mask_kji=mask[:, :-1])
+        superresolve(voxels, spacing, EngineOptions(device="cpu"), mask_kji=mask[:, :-1])
     with pytest.raises(UserInputError, match="empty"):
-        superresolve(voxels, spacing, device="cpu", mask_kji=np.zeros_like(mask))
+        superresolve(voxels, spacing, EngineOptions(device="cpu"), mask_kji=np.zeros_like(mask))
 
 
 def test_bfloat16_stays_close_to_float32_and_keeps_the_image_branch_in_float32(sample_crop, bundled_runner):
     voxels, _, spacing = sample_crop
-    reference = superresolve(voxels, spacing, device="cpu", precision="fp32")
-    fast = superresolve(voxels, spacing, device="cpu", precision="bf16")
+    reference = superresolve(voxels, spacing, EngineOptions(device="cpu", precision="fp32"))
+    fast = superresolve(voxels, spacing, EngineOptions(device="cpu", precision="bf16"))
     assert (reference.precision, fast.precision) == ("fp32", "bf16")
     error = fast.voxels.astype(np.float64) - reference.voxels
     assert np.sqrt(np.mean(error**2)) < 2e-3 * np.ptp(voxels), "about 55 dB from the float32 result"
@@ -217,7 +218,7 @@ def test_bfloat16_stays_close_to_float32_and_keeps_the_image_branch_in_float32(s
 def test_fp16_is_refused_on_the_cpu(sample_crop):
     voxels, _, spacing = sample_crop
     with pytest.raises(UserInputError, match="CUDA GPUs only"):
-        superresolve(voxels, spacing, device="cpu", precision="fp16")
+        superresolve(voxels, spacing, EngineOptions(device="cpu", precision="fp16"))
 
 
 @pytest.mark.parametrize("boxed", [False, True])
@@ -226,8 +227,9 @@ def test_the_output_is_consistent_with_the_input_under_the_kspace_model_by_defau
     from RRLSRNSuperResLib.imaging.degrade import downsample_slices
 
     voxels, mask, spacing = sample_crop
-    free = superresolve(voxels, spacing, device="cpu", consistency="none", mask_kji=mask if boxed else None)
-    consistent = superresolve(voxels, spacing, device="cpu", mask_kji=mask if boxed else None)
+    free = superresolve(voxels, spacing, EngineOptions(device="cpu", consistency="none"),
+                        mask_kji=mask if boxed else None)
+    consistent = superresolve(voxels, spacing, EngineOptions(device="cpu"), mask_kji=mask if boxed else None)
     measured = voxels.astype(np.float32)
     assert np.abs(downsample_slices(free.voxels, "kspace") - measured).max() > 0.01 * np.ptp(voxels)
     np.testing.assert_allclose(downsample_slices(consistent.voxels, "kspace"), measured, atol=1e-4 * np.ptp(voxels))
@@ -238,7 +240,8 @@ def test_the_output_is_consistent_with_the_input_under_the_kspace_model_by_defau
 
 def test_more_self_ensemble_views_change_the_output_but_not_its_place(sample_crop):
     voxels, _, spacing = sample_crop
-    one, two = (superresolve(voxels, spacing, device="cpu", views=v, consistency="none").voxels for v in (1, 2))
+    one, two = (superresolve(voxels, spacing, EngineOptions(device="cpu", views=v, consistency="none")).voxels
+                for v in (1, 2))
     assert not np.allclose(one, two, atol=1e-3 * np.ptp(voxels)), "a second view must change the output"
     # Both are the same image on the same grid: they differ by the network's small asymmetry only.
     assert np.abs(one - two).mean() < 0.01 * np.ptp(voxels)
@@ -252,7 +255,8 @@ def test_without_a_model_bicubic_lr_goes_to_the_bundled_bicubic_model(sample_cro
     voxels = voxels[:1, :48, :48]
 
     def run(**options):
-        return superresolve(voxels, spacing, device="cpu", views=1, consistency="bicubic", **options).voxels
+        engine = EngineOptions(device="cpu", views=1, consistency="bicubic", **options)
+        return superresolve(voxels, spacing, engine).voxels
 
     default, mri = run(), run(model=bundled_model_path("kspace"))
     np.testing.assert_array_equal(default, run(model=bundled_model_path("bicubic")))
@@ -263,4 +267,4 @@ def test_without_a_model_bicubic_lr_goes_to_the_bundled_bicubic_model(sample_cro
 def test_unknown_consistency_or_view_count_is_refused(sample_crop, options, message):
     voxels, _, spacing = sample_crop
     with pytest.raises(UserInputError, match=message):
-        superresolve(voxels, spacing, device="cpu", **options)
+        superresolve(voxels, spacing, EngineOptions(device="cpu", **options))

@@ -11,12 +11,14 @@ import pytest
 import SimpleITK as sitk
 from RRLSRNSuperResLib.cli import main as cli
 from RRLSRNSuperResLib.cli.progress_bar import terminal_progress
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.evaluation import simulated_lr as evaluation
 from RRLSRNSuperResLib.imaging.geometry import Geometry
 from RRLSRNSuperResLib.io.volumes import write_volume
 
 SHAPE_KJI = (3, 41, 47)  # odd in-plane sizes: evaluation crops them to even
 SPACING_IJK = (1.0, 1.0, 3.0)  # thick k: slices along k
+CPU_BICUBIC = EngineOptions(device="cpu", consistency="bicubic")  # matched to the default bicubic LR
 
 
 def phantom(shape_kji=SHAPE_KJI) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +115,7 @@ def test_mask_count_must_match(hr_and_mask, capsys):
 def test_evaluation_follows_the_slice_axis():
     """Thick i: slices are taken along i, so the in-plane (cropped) axes are k and j."""
     image, mask = (np.moveaxis(array, 0, 2) for array in phantom((3, 40, 30)))  # KJI 40 x 30 x 3
-    scores = evaluation.evaluate_volume(image, (3.0, 1.0, 1.0), mask, device="cpu")
+    scores = evaluation.evaluate_volume(image, (3.0, 1.0, 1.0), mask, options=CPU_BICUBIC)
     assert scores["slice_axis"] == "i"
     assert scores["evaluated_shape_shw"] == [3, 40, 30]
     assert scores["included_slices"] == 3
@@ -128,7 +130,7 @@ def test_demo_figure_has_two_rows_of_four_cells(tmp_path):
     from RRLSRNSuperResLib.cli import demo as demo_command
 
     image, mask = phantom((3, 48, 48))
-    comparison = evaluation.simulate(image, SPACING_IJK, mask, device="cpu")
+    comparison = evaluation.simulate(image, SPACING_IJK, mask, options=CPU_BICUBIC)
     first, second = demo_command.figure_panels(comparison, evaluation.score(comparison))
     assert [label for label, _ in first] == ["LR (nearest)", "cubic spline", "RRLSRN", "HR"]
     assert len(second) == 4 and second[1][1].dtype == np.uint8

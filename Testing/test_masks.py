@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grid_maths import index_to_physical, index_to_physical_matrix
 from RRLSRNSuperResLib.cli import mask as mask_command
 from RRLSRNSuperResLib.errors import UserInputError
 from RRLSRNSuperResLib.evaluation.mask_variants import VARIANT_NAMES, variants
@@ -34,7 +35,7 @@ def seg_sample():
 
 def _physical_centroid(mask_kji: np.ndarray, geometry: Geometry) -> np.ndarray:
     ijk = np.argwhere(mask_kji > 0)[:, ::-1]
-    return geometry.index_to_physical(ijk).mean(axis=0)
+    return index_to_physical(geometry, ijk).mean(axis=0)
 
 
 def _two_heads() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,7 +106,7 @@ def _arguments(*argv: str) -> argparse.Namespace:
 
 def test_mask_command_writes_a_mask_on_the_input_grid_from_a_ras_seed(seg_sample, tmp_path: Path, capsys):
     volume, manual, automatic = seg_sample
-    lps = volume.geometry.index_to_physical(_seed_at(manual))[0]
+    lps = index_to_physical(volume.geometry, _seed_at(manual))[0]
     seed = ",".join(f"{value:.3f}" for value in lps * [-1, -1, 1])
     output = tmp_path / "mask.nii.gz"
     assert mask_command.run(_arguments(str(sample_volume_path()), str(output), f"--seed={seed}",
@@ -113,8 +114,8 @@ def test_mask_command_writes_a_mask_on_the_input_grid_from_a_ras_seed(seg_sample
     written = read_volume(output)
     assert written.voxels.dtype == np.uint8 and written.geometry.size == volume.geometry.size
     # NIfTI stores the direction as a quaternion: it comes back equal to float precision only.
-    np.testing.assert_allclose(written.geometry.index_to_physical_matrix(),
-                               volume.geometry.index_to_physical_matrix(), atol=1e-4)
+    np.testing.assert_allclose(index_to_physical_matrix(written.geometry),
+                               index_to_physical_matrix(volume.geometry), atol=1e-4)
     assert dice(written.voxels, manual) >= SAMPLE_DICE_FLOOR
     assert "Dice" in capsys.readouterr().out
 

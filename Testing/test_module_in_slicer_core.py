@@ -20,7 +20,9 @@ import slicer
 import slicer.util
 import slicer_stand_ins
 import vtk
+from RRLSRNSuperResLib.engine.options import EngineOptions
 
+CPU = EngineOptions(device="cpu")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,7 +77,7 @@ def test_logic_super_resolves_the_loaded_sample_onto_the_x2_grid(slicer_module):
     crop = slicer.util.arrayFromVolume(node)
     logic = slicer_module.RRLSRNSuperResLogic()
 
-    output = logic.process(node, device="cpu", keepInputType=True)
+    output = logic.process(node, options=CPU, keepInputType=True)
 
     assert slicer.util.arrayFromVolume(output).shape == (2, 128, 128)
     assert slicer.util.arrayFromVolume(output).dtype == crop.dtype
@@ -87,14 +89,27 @@ def test_logic_super_resolves_the_loaded_sample_onto_the_x2_grid(slicer_module):
     assert logic.describeSlicing(sample, "auto").endswith("effective in-plane resolution 1.125 x 1.125 mm, as acquired")
 
 
+def test_the_parameter_node_becomes_the_engines_options(slicer_module):
+    """``batchSize`` 0 (the spin box's "automatic") is ``batch_size`` None; the check boxes are seconds and models."""
+    parameters = types.SimpleNamespace(plane=slicer_module.SlicingPlane.K, device=slicer_module.Device.CPU,
+                                       precision=slicer_module.Precision.AUTO, batchSize=0, adaptToScan=True,
+                                       keepMeasuredKSpace=False)
+    options = slicer_module.RRLSRNSuperResLogic.engineOptions(parameters)
+    assert options == EngineOptions(plane="k", device="cpu", batch_size=None,
+                                    adapt_seconds=slicer_module.ADAPT_SECONDS, consistency="none")
+    parameters.batchSize, parameters.adaptToScan, parameters.keepMeasuredKSpace = 4, False, True
+    assert slicer_module.RRLSRNSuperResLogic.engineOptions(parameters) == EngineOptions(
+        plane="k", device="cpu", batch_size=4)
+
+
 def test_the_output_keeps_the_measured_kspace_unless_told_not_to(slicer_module):
     from RRLSRNSuperResLib.imaging.degrade import downsample_slices
 
     node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
     measured = slicer.util.arrayFromVolume(node).astype(np.float32)
     logic = slicer_module.RRLSRNSuperResLogic()
-    kept = slicer.util.arrayFromVolume(logic.process(node, device="cpu"))
-    free = slicer.util.arrayFromVolume(logic.process(node, device="cpu", consistency="none"))
+    kept = slicer.util.arrayFromVolume(logic.process(node, options=CPU))
+    free = slicer.util.arrayFromVolume(logic.process(node, options=EngineOptions(device="cpu", consistency="none")))
     tolerance = 1e-4 * np.ptp(measured)
     np.testing.assert_allclose(downsample_slices(kept, "kspace"), measured, atol=tolerance)
     assert np.abs(downsample_slices(free, "kspace") - measured).max() > 100 * tolerance
@@ -105,7 +120,7 @@ def test_adapt_to_this_scan_runs_first_and_says_so_in_the_status_line(slicer_mod
     logic = slicer_module.RRLSRNSuperResLogic()
     fractions = []
 
-    output = logic.process(node, device="cpu", adaptSeconds=1.0,
+    output = logic.process(node, options=EngineOptions(device="cpu", adapt_seconds=1.0),
                            progress=lambda fraction, message: fractions.append(fraction))
 
     assert slicer.util.arrayFromVolume(output).shape == (3, 192, 192)
@@ -122,7 +137,7 @@ def test_logic_restricted_to_a_brain_segmentation_writes_its_x2_labelmap(slicer_
     points.SetNthControlPointPositionWorld(0, 0.0, 0.0, 0.0, slicer.vtkMRMLMarkupsNode.PositionPreview)
 
     segmentation = logic.createBrainSegmentation(sample, points)  # the preview point is ignored: FOV centre
-    output = logic.process(node, device="cpu", brainSegmentation=segmentation)
+    output = logic.process(node, options=CPU, brainSegmentation=segmentation)
 
     labelmap = logic.brainMaskLabelmap(output)
     assert labelmap is not None and labelmap.IsA("vtkMRMLLabelMapVolumeNode")
@@ -150,12 +165,12 @@ def test_a_second_run_on_another_input_adds_a_new_volume_and_keeps_the_first(sli
                                                                                      "stackC")
     logic = slicer_module.RRLSRNSuperResLogic()
     parameters = types.SimpleNamespace(inputVolume=stack_a, outputVolume=None)
-    parameters.outputVolume = logic.process(stack_a, logic.outputVolumeForRun(parameters), device="cpu")
+    parameters.outputVolume = logic.process(stack_a, logic.outputVolumeForRun(parameters), options=CPU)
     result_a = parameters.outputVolume
     voxels_a = slicer.util.arrayFromVolume(result_a).copy()
 
     parameters.inputVolume = stack_c
-    result_c = logic.process(stack_c, logic.outputVolumeForRun(parameters), device="cpu")
+    result_c = logic.process(stack_c, logic.outputVolumeForRun(parameters), options=CPU)
 
     assert result_c is not result_a
     assert (result_a.GetName(), result_c.GetName()) == ("stackA x2 RRLSRN", "stackC x2 RRLSRN")
@@ -288,7 +303,8 @@ sample.GetIJKToRASMatrix(matrix)
 slab_to_ras = slicer.util.arrayFromVTKMatrix(matrix)
 slab_to_ras[:, 3] = slab_to_ras @ [0, 0, 10, 1]
 slab = slicer.util.addVolumeFromArray(slicer.util.arrayFromVolume(sample)[10:12].copy(), slab_to_ras, "slab")
-output = logic.process(slab, device="cpu", brainSegmentation=segmentation)
+from RRLSRNSuperResLib.engine.options import EngineOptions
+output = logic.process(slab, options=EngineOptions(device="cpu"), brainSegmentation=segmentation)
 assert slicer.util.arrayFromVolume(output).shape == (2, 640, 640)
 assert slicer.util.arrayFromVolume(logic.brainMaskLabelmap(output)).any()
 from RRLSRNSuperResLib.evaluation import metrics
@@ -479,15 +495,33 @@ def test_the_logic_runs_the_bundled_model_in_a_separate_process_with_progress(sl
     logic = slicer_module.RRLSRNSuperResLogic()
     fractions = []
 
-    output = logic.processInBackground(node, device="cpu", keepInputType=True,
+    output = logic.processInBackground(node, options=EngineOptions(device="cpu"), keepInputType=True,
                                        progress=lambda fraction, message: fractions.append(fraction))
-    in_process = logic.process(node, device="cpu", keepInputType=True)
+    in_process = logic.process(node, options=EngineOptions(device="cpu"), keepInputType=True)
 
     assert slicer_module.pythonSlicerExecutable() == sys.executable
     assert output.GetName() == "slab x2 RRLSRN" and "done in" in logic.summary(output, "cpu")
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), slicer.util.arrayFromVolume(in_process))
     assert slicer.util.arrayFromVolume(output).dtype == slicer.util.arrayFromVolume(node).dtype
     assert fractions[-1] == 1.0 and len(fractions) >= 3
+
+
+def test_the_background_run_restricted_to_the_brain_equals_the_in_process_one(slicer_module):
+    """The panel runs in the background also with "Restrict to brain": the mask travels as a temporary NRRD."""
+    node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    segmentation = brain_box_segmentation(node)
+    logic = slicer_module.RRLSRNSuperResLogic()
+
+    output = logic.processInBackground(node, options=CPU, brainSegmentation=segmentation)
+    in_process = logic.process(node, options=CPU, brainSegmentation=segmentation)
+    unmasked = logic.process(node, options=CPU)
+
+    voxels = slicer.util.arrayFromVolume(output)
+    np.testing.assert_array_equal(voxels, slicer.util.arrayFromVolume(in_process))
+    assert not np.array_equal(voxels, slicer.util.arrayFromVolume(unmasked)), "the child used the mask"
+    labelmap = logic.brainMaskLabelmap(output)
+    assert labelmap is not None and slicer.util.arrayFromVolume(labelmap).shape == voxels.shape == (2, 128, 128)
+    assert slicer.util.arrayFromVolume(labelmap).sum() == 2 * 64 * 64, "the 32 x 32 box at x2, on 2 slices"
 
 
 def test_apply_without_a_valid_input_says_why_and_starts_nothing(slicer_module, monkeypatch):

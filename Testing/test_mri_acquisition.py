@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from noise_estimate import haar_noise_sd
 from RRLSRNSuperResLib.imaging.degrade import kspace_downsample
 from RRLSRNSuperResLib.imaging.mri_acquisition import AcquisitionRanges, phase_encoding_weights, simulate_acquisition
-from RRLSRNSuperResLib.imaging.noise import haar_noise_sd
 
 NO_LOSS = AcquisitionRanges(t2_decay=(0.0, 0.0), partial_fourier_probability=0.0, noise_probability=0.0)
 

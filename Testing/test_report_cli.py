@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from RRLSRNSuperResLib.cli import main as cli
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.evaluation import simulated_lr
 from RRLSRNSuperResLib.imaging.geometry import Geometry
 from RRLSRNSuperResLib.io.volumes import write_volume
@@ -65,8 +66,8 @@ def test_report_writes_the_tables_json_and_figures(volumes, tmp_path, capsys):
                 assert stats["n"] == 2 and stats["ci95"][0] <= stats["mean"] <= stats["ci95"][1]
         # The baselines are the ones `rrlsrn evaluate` scores, volume by volume.
         hr, mask = head((3, 40, 44), 7.0)
-        direct = simulated_lr.evaluate_volume(hr, SPACING_IJK, mask, degradation, model=model, device="cpu",
-                                              precision="fp32")
+        direct = simulated_lr.evaluate_volume(hr, SPACING_IJK, mask, degradation, EngineOptions(
+            model=model, device="cpu", precision="fp32", consistency=degradation))  # matched, as the report's default
         first = table["volumes"][0]["psnr"]
         for method, name in (("cubic", "cubic_spline"), ("sinc", "sinc"), ("rrlsrn", "rrlsrn")):
             assert first[method] == pytest.approx(direct["psnr"][name], abs=1e-6)

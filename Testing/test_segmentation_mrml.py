@@ -7,6 +7,7 @@ import pytest
 import slicer
 import slicer.util
 import vtk
+from grid_maths import index_to_physical_matrix
 from RRLSRNSuperResLib.errors import UserInputError
 from RRLSRNSuperResLib.imaging.geometry import upsampled_geometry
 from RRLSRNSuperResLib.imaging.overlap import dice
@@ -56,7 +57,7 @@ def seg_sample_node(seg_scene, seg_sample):
     volume, mask = seg_sample
     node = seg_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "sample")
     slicer.util.updateVolumeFromArray(node, volume.voxels)
-    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LPS_TO_RAS @ volume.geometry.index_to_physical_matrix()))
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LPS_TO_RAS @ index_to_physical_matrix(volume.geometry)))
     return node, mask
 
 
@@ -113,7 +114,7 @@ def test_segment_exported_on_the_x2_volume_is_the_mask_on_the_x2_grid(seg_sample
 def test_seed_in_ras_gives_the_same_brain(seg_sample_node):
     node, mask = seg_sample_node
     centre_ijk = np.append(np.argwhere(mask).mean(axis=0)[::-1], 1.0)
-    seed_ras = (geometry_from_node(node).index_to_physical_matrix() @ centre_ijk)[:3]
+    seed_ras = (index_to_physical_matrix(geometry_from_node(node)) @ centre_ijk)[:3]
     segmentation_node = create_brain_segmentation(node, seed_ras=seed_ras)
     segment_id = segmentation_node.GetSegmentation().GetSegmentIdBySegmentName(SEGMENT_NAME)
     assert dice(segment_mask_on_volume(segmentation_node, segment_id, node), mask) > 0.9

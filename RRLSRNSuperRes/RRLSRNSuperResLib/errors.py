@@ -1,7 +1,9 @@
-"""Exceptions the Lib raises on purpose; the CLI and the Slicer module turn them into messages."""
-
+"""Exceptions the Lib raises on purpose (the CLI and the Slicer module turn them into messages), and the
+progress callback whose ``False`` answer cancels."""
 
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 
 class UserInputError(ValueError):
@@ -19,3 +21,8 @@ class UserInputError(ValueError):
 
 class SuperResolutionCancelled(RuntimeError):
     """The progress callback returned False; nothing was written or added."""
+
+
+Progress = Callable[[float, str], Optional[bool]]
+"""``progress(fraction, message)``, fraction 0..1: every long run reports through one; an answer of
+``False`` cancels it (``SuperResolutionCancelled``), nothing written."""

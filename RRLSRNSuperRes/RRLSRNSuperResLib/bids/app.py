@@ -15,7 +15,7 @@ import socket
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,13 +23,14 @@ from typing import Any, Callable, Optional
 
 from ..io.atomic_files import write_json, write_text
 from ..pipeline.stack import StackOptions, superresolve_file
-from .dataset import Stack, find_mask
+from .dataset import Stack
 from .derivatives import (
     MASKS_DATASET_KEY,
     bids_uri,
     dataset_description,
     dataset_readme,
     derivative_paths,
+    find_mask,
     sidecar,
 )
 
@@ -37,17 +38,24 @@ LOGS_IGNORED = "logs/"  # the run logs are no BIDS files: the validator is told 
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """What a run does to every stack: the derivatives folder, the options (the model among them), the
+    masks' derivatives folder, whether finished outputs are redone, and the command line to record."""
+
+    output_dir: Path
+    options: StackOptions
+    mask_dir: Optional[Path] = None
+    overwrite: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Task:
     """One stack to process, with everything a worker process needs."""
 
     stack: Stack
-    output_dir: Path
-    model_path: Optional[Path]
-    model: dict[str, str]
-    options: StackOptions
-    mask_dir: Optional[Path]
-    overwrite: bool
-    command: tuple[str, ...]
+    model: dict[str, str]  # the model as the sidecars name it (``sidecar_model``)
+    settings: RunSettings
 
 
 def sidecar_model(model_path: Path | None, consistency: str) -> dict[str, str]:
@@ -81,26 +89,28 @@ def _previous_run(paths: dict[str, Path], expected: dict[str, Any]) -> Optional[
 
 def process_stack(task: Task) -> dict[str, Any]:
     """Super-resolve one stack into the derivatives (or skip it); a failure is returned, not raised."""
-    started = time.monotonic()
-    paths = derivative_paths(task.output_dir, task.stack)
+    started, settings = time.monotonic(), task.settings
+    paths = derivative_paths(settings.output_dir, task.stack)
     entry: dict[str, Any] = {"source": task.stack.relative, "output": str(paths["image"])}
     try:
-        mask = find_mask(task.mask_dir, task.stack) if task.mask_dir else None
-        mask_source = bids_uri(Path(mask).relative_to(task.mask_dir).as_posix(), MASKS_DATASET_KEY) if mask else None
-        options, identity = asdict(task.options), input_identity(task.stack.path)
-        previous = None if task.overwrite else _previous_run(paths, {"Input": identity, "Model": task.model,
-                                                                     "Options": options, "MaskSource": mask_source})
+        mask = find_mask(settings.mask_dir, task.stack) if settings.mask_dir else None
+        mask_source = bids_uri(Path(mask).relative_to(settings.mask_dir).as_posix(), MASKS_DATASET_KEY) if mask \
+            else None
+        options, identity = settings.options.record(), input_identity(task.stack.path)
+        previous = None if settings.overwrite else _previous_run(paths, {"Input": identity, "Model": task.model,
+                                                                         "Options": options,
+                                                                         "MaskSource": mask_source})
         if previous == "same":
             return {**entry, "status": "skipped", "seconds": round(time.monotonic() - started, 3)}
         paths["image"].parent.mkdir(parents=True, exist_ok=True)
-        result = superresolve_file(task.stack.path, paths["image"], model=task.model_path, options=task.options,
+        result = superresolve_file(task.stack.path, paths["image"], options=settings.options,
                                    mask=mask, mask_output=paths["mask"] if mask else None)
         record = sidecar(task.stack, input_identity=identity, model=task.model, options=options,
                          mask_source=mask_source,
                          result={"device": result.device, "precision": result.precision,
                                  "slice_axis": result.slice_axis,
                                  "spacing": result.geometry.spacing, "seconds": result.seconds},
-                         command=list(task.command))
+                         command=list(settings.command))
         write_json(paths["sidecar"], record)
         written = [str(paths["image"]), str(paths["sidecar"])] + ([str(paths["mask"])] if mask else [])
         notes = (["redone: the input changed since its output was made"] if previous else []) + result.notes
@@ -153,17 +163,16 @@ def write_dataset_files(bids_dir: Path, output_dir: Path, mask_dir: Path | None)
         write_text(ignore, (ignore.read_text() if ignore.exists() else "") + LOGS_IGNORED + "\n")
 
 
-def run_participants(bids_dir: Path, output_dir: Path, stacks: list[Stack], *, model_path: Path | None,
-                     options: StackOptions, mask_dir: Path | None, overwrite: bool, jobs: int,
-                     command: list[str], report: Callable[[int, int, dict], None]) -> dict[str, Any]:
-    """Process every stack, report each result, write the dataset description and the run's log."""
-    write_dataset_files(bids_dir, output_dir, mask_dir)
-    model = sidecar_model(model_path, options.consistency)
-    tasks = [Task(stack, output_dir, model_path, model, options, mask_dir, overwrite, tuple(command))
-             for stack in stacks]
-    log = {"command": command, "started": datetime.now(timezone.utc).isoformat(), "model": model,
+def run_participants(bids_dir: Path, stacks: list[Stack], settings: RunSettings, *, jobs: int,
+                     report: Callable[[int, int, dict], None]) -> dict[str, Any]:
+    """Process every stack (``jobs`` at once), report each result, write the dataset files and the run's log."""
+    write_dataset_files(bids_dir, settings.output_dir, settings.mask_dir)
+    engine = settings.options.engine
+    model = sidecar_model(engine.model, engine.consistency)
+    tasks = [Task(stack, model, settings) for stack in stacks]
+    log = {"command": list(settings.command), "started": datetime.now(timezone.utc).isoformat(), "model": model,
            "stacks": [], "interrupted": False}
-    path = log_path(output_dir)
+    path = log_path(settings.output_dir)
     path.parent.mkdir(exist_ok=True)
     try:
         for entry in _results(tasks, jobs):

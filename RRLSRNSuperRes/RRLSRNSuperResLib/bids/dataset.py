@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ..errors import UserInputError
 
@@ -13,13 +13,11 @@ NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
 
 @dataclass(frozen=True)
 class Stack:
-    """One input image: its path, its path inside the dataset, the entities of its name, and its
-    sidecar metadata (BIDS inheritance applied: what the scanner recorded of the acquisition)."""
+    """One input image: its path, its path inside the dataset (which holds the entities of its name), its
+    suffix, and its sidecar metadata (BIDS inheritance applied: what the scanner recorded of the acquisition)."""
 
     path: Path
     relative: str
-    subject: str
-    session: Optional[str]
     suffix: str
     metadata: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -55,16 +53,6 @@ def find_stacks(bids_dir: Path, participants: Sequence[str] = (), sessions: Sequ
     for image in layout.get(**query):
         entities = image.get_entities()
         stacks.append(Stack(path=Path(image.path), relative=Path(image.path).relative_to(bids_dir).as_posix(),
-                            subject=entities["subject"], session=entities.get("session"),
                             suffix=entities["suffix"], metadata=image.get_metadata()))
     return sorted(stacks, key=lambda stack: stack.relative)
 
-
-def find_mask(derivatives_dir: Path, stack: Stack) -> Path:
-    """The brain mask of a stack in a derivatives folder: same name with ``desc-brain`` and suffix ``mask``."""
-    from .derivatives import derivative_name
-
-    candidate = derivatives_dir / Path(stack.relative).parent / derivative_name(stack, "brain", "mask")
-    if not candidate.is_file():
-        raise UserInputError(f"no brain mask for {stack.relative} in {derivatives_dir} (looked for {candidate})")
-    return candidate

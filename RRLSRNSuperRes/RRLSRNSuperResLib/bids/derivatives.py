@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import PACKAGE, package_version
+from ..errors import UserInputError
 from .dataset import Stack
 
 DESC_SUPERRESOLVED = "rrlsrnx2"
@@ -127,3 +128,11 @@ def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, st
             "Command": command,
         },
     }
+
+
+def find_mask(derivatives_dir: Path, stack: Stack) -> Path:
+    """The brain mask of a stack in a derivatives folder: same name with ``desc-brain`` and suffix ``mask``."""
+    candidate = derivatives_dir / Path(stack.relative).parent / derivative_name(stack, DESC_BRAIN, "mask")
+    if not candidate.is_file():
+        raise UserInputError(f"no brain mask for {stack.relative} in {derivatives_dir} (looked for {candidate})")
+    return candidate

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
-from ..imaging.consistency import CONSISTENCY_MODELS
 from ..io.atomic_files import write_json
-from .engine_options import add_output_options
+from .engine_options import add_engine_options, engine_options_from_args
 
 _MATMUL_SIDE = 2048
 _PROBE_SIDE = 64
@@ -26,16 +23,11 @@ _PROBE_SIDE = 64
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, nargs="?", help="volume to time (default: the bundled sample)")
-    parser.add_argument("--model", type=Path, help="TorchScript x2 model to time, e.g. a candidate architecture "
-                                                   "(default: the bundled one for --consistency)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 where the hardware runs it natively, else float32")
-    parser.add_argument("--batch", type=int)
+    # --model: e.g. a candidate architecture. The bundled sample is timed as given, without adaptation.
+    add_engine_options(parser, omit=("plane", "acquisition", "adapt_seconds"))
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
     parser.add_argument("--mask", type=Path, help="also time the brain-box restricted run with this mask")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
-    add_output_options(parser, CONSISTENCY_MODELS, "kspace", "as for rrlsrn superres (default kspace)")
 
 
 def _synchronise(device: torch.device) -> None:
@@ -88,34 +80,34 @@ def peak_host_memory_mb() -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.devices import select_device
-    from ..engine.precision import precision_name, resolve_precision
     from ..engine.volume import resolve_model, superresolve
     from ..imaging.geometry import numpy_axis, slice_axis
     from ..io.volumes import read_mask_on_grid, read_volume
     from ..model.artifact import model_identity
+    from ..model.precision import precision_name, resolve_precision
     from ..resources import sample_volume_path
 
+    options = engine_options_from_args(args)
     volume = read_volume(args.input or sample_volume_path())
-    device = select_device(args.device)
-    compute_dtype = resolve_precision(args.precision, device)
-    model, _ = resolve_model(args.model, args.consistency)
-    flops = model_flops_per_lr_pixel(model) * volume.voxels.size * args.views
+    device = select_device(options.device)
+    compute_dtype = resolve_precision(options.precision, device)
+    model, _ = resolve_model(options.model, options.consistency)
+    flops = model_flops_per_lr_pixel(model) * volume.voxels.size * options.views
     ceiling_fp32 = matmul_gflops(device)
     ceiling_same = ceiling_fp32 if compute_dtype is None else matmul_gflops(device, compute_dtype)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def full() -> None:
-        superresolve(volume.voxels, volume.geometry.spacing, model=args.model, device=args.device,
-                     batch_size=args.batch, precision=args.precision, consistency=args.consistency, views=args.views)
+        superresolve(volume.voxels, volume.geometry.spacing, options)
 
     seconds = _median_seconds(full, args.repeats)
     slices = volume.voxels.shape[numpy_axis(slice_axis(volume.geometry.spacing, size=volume.geometry.size))]
     achieved = flops / seconds / 1e9
     figures = {"input": str(args.input or sample_volume_path()), "voxels": list(volume.voxels.shape),
-               "model": model_identity(args.model, args.consistency)["name"],
+               "model": model_identity(options.model, options.consistency)["name"],
                "device": device.type, "precision": precision_name(compute_dtype),
-               "consistency": args.consistency, "views": args.views,
+               "consistency": options.consistency, "views": options.views,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "seconds_median": round(seconds, 3), "slices_per_second": round(slices / seconds, 2),
                "model_gflop_fp32_counted": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),
@@ -130,9 +122,7 @@ def run(args: argparse.Namespace) -> int:
         mask = read_mask_on_grid(args.mask, volume)
 
         def box() -> None:
-            superresolve(volume.voxels, volume.geometry.spacing, model=args.model, device=args.device,
-                         batch_size=args.batch, mask_kji=mask, precision=args.precision,
-                         consistency=args.consistency, views=args.views)
+            superresolve(volume.voxels, volume.geometry.spacing, options, mask_kji=mask)
 
         figures["box_seconds_median"] = round(_median_seconds(box, args.repeats), 3)
         figures["box_speedup"] = round(seconds / figures["box_seconds_median"], 2)

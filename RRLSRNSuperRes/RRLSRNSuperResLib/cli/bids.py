@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserInputError
-from .engine_options import add_engine_options
+from .engine_options import add_engine_options, engine_options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def _report(done: int, total: int, entry: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bids.app import run_participants
+    from ..bids.app import RunSettings, run_participants
     from ..bids.dataset import find_stacks
     from ..pipeline.stack import StackOptions
 
@@ -51,13 +51,9 @@ def run(args: argparse.Namespace) -> int:
     stacks = find_stacks(bids_dir, args.participant_label, args.session_label, args.suffix)
     if not stacks:
         raise UserInputError(f"no anat/*_{'|'.join(args.suffix)}.nii[.gz] stack matches in {bids_dir}")
-    options = StackOptions(plane=args.plane, acquisition=args.acquisition, device=args.device,
-                           batch_size=args.batch, precision=args.precision, adapt_seconds=args.adapt,
-                           consistency=args.consistency, views=args.views)
-    log = run_participants(bids_dir, output_dir, stacks, model_path=args.model, options=options,
-                           mask_dir=args.mask_from_derivatives, overwrite=args.overwrite, jobs=args.jobs,
-                           command=args.command_line,
-                           report=_report)
+    options = StackOptions(engine=engine_options_from_args(args))
+    settings = RunSettings(output_dir, options, args.mask_from_derivatives, args.overwrite, tuple(args.command_line))
+    log = run_participants(bids_dir, stacks, settings, jobs=args.jobs, report=_report)
     summary = log["summary"]
     plural = "s" if len(stacks) != 1 else ""
     print(f"rrlsrn bids: {len(stacks)} stack{plural}: {summary['done']} done, {summary['skipped']} skipped, "

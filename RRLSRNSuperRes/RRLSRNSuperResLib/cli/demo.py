@@ -16,12 +16,17 @@ The figure is drawn by ``comparison_figure`` (with Pillow).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
-from typing import List
+from typing import TYPE_CHECKING, List
 
 from ..errors import UserInputError
 from ..evaluation import simulated_lr
 from .comparison_figure import Panel, comparison_panels, compose, save_png
+from .engine_options import ENGINE_OPTIONS, add_engine_options, engine_options_from_args
+
+if TYPE_CHECKING:
+    from ..engine.options import EngineOptions
 
 SAMPLE_NAME = "sub-01_run-1_T2w"
 
@@ -29,7 +34,7 @@ SAMPLE_NAME = "sub-01_run-1_T2w"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("rrlsrn-demo"),
                         help="folder for the results (created; default: rrlsrn-demo in the current folder)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_engine_options(parser, omit=tuple(name for name in ENGINE_OPTIONS if name != "device"))
 
 
 def figure_panels(comparison: simulated_lr.Comparison, scores: dict) -> List[List[Panel]]:
@@ -40,13 +45,13 @@ def figure_panels(comparison: simulated_lr.Comparison, scores: dict) -> List[Lis
     return comparison_panels(comparison, {"cubic_spline": "cubic spline", "rrlsrn": "RRLSRN"}, caption)
 
 
-def superresolve_sample(device: str, path: Path) -> dict:
+def superresolve_sample(options: EngineOptions, path: Path) -> dict:
     """Step 1: the real stack x2, exactly as ``rrlsrn superres`` makes it (same pipeline, same pixel type)."""
     from ..pipeline.stack import StackOptions, superresolve_file
     from ..resources import sample_volume_path
     from .progress_bar import terminal_progress
 
-    result = superresolve_file(sample_volume_path(), path, options=StackOptions(device=device),
+    result = superresolve_file(sample_volume_path(), path, options=StackOptions(engine=options),
                                progress_for=lambda label: terminal_progress("super-resolving the sample"))
     return {"path": path, "output_size": result.geometry.size, "slice_axis": "ijk"[result.slice_axis],
             "device": result.device, "seconds": round(result.seconds, 2), "written": result.written,
@@ -82,13 +87,15 @@ def run(args: argparse.Namespace) -> int:
     volume = read_volume(sample_volume_path())
     mask = read_volume(sample_mask_path()).voxels > 0.5
 
-    superres = superresolve_sample(args.device, out / f"{SAMPLE_NAME}_rrlsrn_x2.nii.gz")
+    options = engine_options_from_args(args)
+    superres = superresolve_sample(options, out / f"{SAMPLE_NAME}_rrlsrn_x2.nii.gz")
     print(f"super-resolved {sample_volume_path().name}: {volume.geometry.size} -> {superres['output_size']} "
           f"voxels (slices along {superres['slice_axis']}) in {superres['seconds']:.1f} s on {superres['device']}")
     print(f"  wrote {superres['written'][0]}")
 
-    comparison = simulated_lr.simulate(volume.voxels, volume.geometry.spacing, mask, "bicubic", device=args.device,
-                                     progress=terminal_progress("simulated-LR evaluation"))
+    comparison = simulated_lr.simulate(volume.voxels, volume.geometry.spacing, mask, "bicubic",
+                                       replace(options, consistency="bicubic"),
+                                       terminal_progress("simulated-LR evaluation"))
     scores = simulated_lr.score(comparison)
     metrics_path = out / "metrics.json"
     write_json(metrics_path, {"command": "rrlsrn demo", "hr": sample_volume_path(), "mask": sample_mask_path(),

@@ -1,53 +1,84 @@
-"""The engine's options, shared by every command that runs a stack (``superres``, ``bids``)."""
+"""The engine's options, declared once for every command that runs the engine, and read back as one object.
+
+``add_engine_options`` gives each command the same flags, defaults and help texts;
+``engine_options_from_args`` turns them into an ``engine.options.EngineOptions`` (checked there).
+The evaluation commands add ``matched`` to ``--consistency``: the degradation they simulate,
+resolved per degradation (``evaluation.simulated_lr.matched_consistency``) before the engine runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
-from ..engine.acquisition import ACQUISITIONS
 from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
+from ..engine.options import ACQUISITIONS, EngineOptions
 from ..engine.self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
+from ..evaluation.simulated_lr import MATCHED
 from ..imaging.consistency import CONSISTENCY_MODELS
 from ..imaging.geometry import PLANES
+from ..model.precision import PRECISIONS
+
+CONSISTENCY_HELP = {
+    MATCHED: "the output is made consistent with the LR under the degradation the evaluation simulated",
+    "kspace": "the output's central k-space is exactly the input's, as for a stack the scanner acquired",
+    "bicubic": "for LR made by bicubic downsampling",
+    "none": "the network's output as it is (e.g. for an input masked or edited after reconstruction)",
+}
+ENGINE_OPTIONS = ("model", "device", "precision", "plane", "acquisition", "batch_size", "consistency", "views",
+                  "adapt_seconds")
+_DESTINATIONS = {"adapt_seconds": "adapt"}  # EngineOptions field -> argparse destination, where they differ
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--model --device --precision --plane --acquisition --batch --consistency --views --adapt``, with the
-    same defaults everywhere."""
-    parser.add_argument("--model", type=Path, help="TorchScript model (default: the bundled RRLSRN x2)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX "
-                             "CPUs, CUDA GPUs), else float32")
-    parser.add_argument("--plane", choices=PLANES, default="auto",
-                        help="IJK axis to slice along (auto: the file's declared slice axis, else the axis "
-                             "off the one square-pixel pair, else the thickest; k for isotropic volumes)")
-    parser.add_argument("--acquisition", choices=ACQUISITIONS, default="auto",
-                        help="auto (default): a stack the scanner zero-fill interpolated in-plane is "
-                             "super-resolved on its acquisition grid, then zero-filled to the x2 grid; "
-                             "as-is: run on the grid as given")
-    parser.add_argument("--batch", type=int, help="slices per batch (default: from free memory)")
-    add_output_options(parser, CONSISTENCY_MODELS, "kspace",
-                       "kspace (default): the output's central k-space is exactly the input's, as for a stack "
-                       "the scanner acquired; bicubic: for LR made by bicubic downsampling; none: the network's "
-                       "output as it is (e.g. for an input masked or edited after reconstruction)")
-    add_adapt_option(parser)
+def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: Sequence[str] = CONSISTENCY_MODELS,
+                       omit: Sequence[str] = ()) -> None:
+    """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt``,
+    with the same defaults and help everywhere; ``omit`` names the ``EngineOptions`` fields a command
+    does not apply. ``consistency_choices`` starting with ``matched``: an evaluation command (its default)."""
+    declarations = {
+        "model": lambda: parser.add_argument(
+            "--model", type=Path, help="TorchScript x2 model (default: the bundled RRLSRN x2 for --consistency)"),
+        "device": lambda: parser.add_argument("--device", choices=DEVICES, default="auto"),
+        "precision": lambda: parser.add_argument(
+            "--precision", choices=PRECISIONS, default="auto",
+            help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX CPUs, CUDA GPUs), "
+                 "else float32"),
+        "plane": lambda: parser.add_argument(
+            "--plane", choices=PLANES, default="auto",
+            help="IJK axis to slice along (auto: the file's declared slice axis where superres and bids read one, "
+                 "else the axis off the one square-pixel pair, else the thickest; k for isotropic volumes)"),
+        "acquisition": lambda: parser.add_argument(
+            "--acquisition", choices=ACQUISITIONS, default="auto",
+            help="auto (default): a stack the scanner zero-fill interpolated in-plane is super-resolved on its "
+                 "acquisition grid, then zero-filled to the x2 grid; as-is: run on the grid as given"),
+        "batch_size": lambda: parser.add_argument(
+            "--batch-size", "--batch", dest="batch_size", type=int, metavar="SLICES",
+            help="slices per batch (default: from free memory); --batch is the same option's older name"),
+        "consistency": lambda: _add_consistency(parser, consistency_choices),
+        "views": lambda: parser.add_argument(
+            "--views", type=int, choices=VIEW_COUNTS, default=DEFAULT_VIEWS,
+            help=f"self-ensemble: average the network over this many flipped/transposed views of each slice "
+                 f"(default {DEFAULT_VIEWS}; each view costs one more pass)"),
+        "adapt_seconds": lambda: parser.add_argument(
+            "--adapt", type=float, default=0.0, metavar="SECONDS",
+            help="first adapt a copy of the model to this stack for about SECONDS (self-supervised, on its own "
+                 "slices; kept only if it does better on held-out slices); default 0: off"),
+    }
+    for name in ENGINE_OPTIONS:
+        if name not in omit:
+            declarations[name]()
 
 
-def add_output_options(parser: argparse.ArgumentParser, consistency_choices, consistency_default: str,
-                       consistency_help: str) -> None:
-    """``--consistency`` (``imaging.consistency``) and ``--views`` (``engine.self_ensemble``)."""
-    parser.add_argument("--consistency", choices=consistency_choices, default=consistency_default,
-                        help=consistency_help)
-    parser.add_argument("--views", type=int, choices=VIEW_COUNTS, default=DEFAULT_VIEWS,
-                        help=f"self-ensemble: average the network over this many flipped/transposed views of each "
-                             f"slice (default {DEFAULT_VIEWS}; each view costs one more pass)")
+def _add_consistency(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+    default = MATCHED if MATCHED in choices else "kspace"
+    parts = [f"{choice}{' (default)' if choice == default else ''}: {CONSISTENCY_HELP[choice]}" for choice in choices]
+    parser.add_argument("--consistency", choices=tuple(choices), default=default, help="; ".join(parts))
 
 
-def add_adapt_option(parser: argparse.ArgumentParser) -> None:
-    """``--adapt SECONDS``: fine-tune a copy of the model on the stack itself first (``engine.adaptation``)."""
-    parser.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
-                        help="first adapt a copy of the model to this stack for about SECONDS (self-supervised, "
-                             "on its own slices; kept only if it does better on held-out slices); default 0: off")
+def engine_options_from_args(args: argparse.Namespace, **overrides) -> EngineOptions:
+    """The ``EngineOptions`` of a command's parsed arguments (options it does not declare keep their
+    defaults); ``overrides`` replace fields, e.g. a ``matched`` consistency resolved by the caller."""
+    given = {name: getattr(args, _DESTINATIONS.get(name, name)) for name in ENGINE_OPTIONS
+             if hasattr(args, _DESTINATIONS.get(name, name))}
+    return EngineOptions(**{**given, **overrides})

@@ -13,17 +13,14 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation import metrics, simulated_lr
 from ..imaging.consistency import CONSISTENCY_MODELS
 from ..imaging.degrade import DEGRADATIONS
-from ..imaging.geometry import PLANES
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
-from .engine_options import add_adapt_option, add_output_options
+from .engine_options import add_engine_options, engine_options_from_args
 
 SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")
                    for baseline in simulated_lr.BASELINES)
@@ -38,16 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", choices=DEGRADATIONS, default="bicubic",
                         help="how LR is simulated: the paper's bicubic or the MRI k-space model")
     parser.add_argument("--json", type=Path, help="write every number and convention to this JSON file")
-    parser.add_argument("--model", type=Path, help="TorchScript x2 model (default: the bundled one)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 where the hardware runs it natively, else float32")
-    parser.add_argument("--plane", choices=PLANES, default="auto",
-                        help="slice axis (default: off the square-pixel pair, else the thickest)")
-    add_output_options(parser, (simulated_lr.MATCHED, *CONSISTENCY_MODELS), simulated_lr.MATCHED,
-                       "matched (default): the engine makes its output consistent with the LR under the "
-                       "simulated degradation; none: the network's output as it is")
-    add_adapt_option(parser)
+    # The simulated LR is run on its grid as given: --acquisition does not apply.
+    add_engine_options(parser, consistency_choices=(simulated_lr.MATCHED, *CONSISTENCY_MODELS), omit=("acquisition",))
 
 
 def read_inputs(hr_paths: List[Path], mask_paths: Optional[List[Path]]) -> List[Tuple[Volume, Optional[np.ndarray]]]:
@@ -125,16 +114,15 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
     """Evaluate each volume, printing its table row as soon as it is done."""
     from .progress_bar import terminal_progress
 
+    options = engine_options_from_args(
+        args, consistency=simulated_lr.matched_consistency(args.consistency, args.degradation))
     results = []
     print(f"degradation: {args.degradation}; region: {'dilated brain mask' if args.mask else 'Otsu foreground'}")
     print(table_header(args.degradation))
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         name = volume_name(hr_path)
         scores = simulated_lr.evaluate_volume(volume.voxels, volume.geometry.spacing, mask, args.degradation,
-                                            model=args.model, device=args.device, plane=args.plane,
-                                            progress=terminal_progress(name), precision=args.precision,
-                                            adapt_seconds=args.adapt, consistency=args.consistency,
-                                            views=args.views)
+                                              options, terminal_progress(name))
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         print(table_row(name, scores), flush=True)
     return results

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..evaluation import metrics
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
-from .engine_options import add_engine_options
+from .engine_options import add_engine_options, engine_options_from_args
 from .evaluate import read_inputs, summary_line, volume_name
 
 
@@ -31,15 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_output_path(args.json, [*args.hr, *(args.mask or [])])
     pairs = read_inputs(args.hr, args.mask)
+    options = engine_options_from_args(args)
     print(f"protocol: {PROTOCOL}; acquisition: {args.acquisition}")
     print(f"{'volume':<32} | {'PSNR dB: input':>14} {'RRLSRN':>8} {'gain':>7} | {'SSIM: input':>11} {'RRLSRN':>8} "
           f"{'gain':>8}")
     results = []
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
-        scores = evaluate_interpolated(volume.voxels, volume.geometry.spacing, mask, acquisition=args.acquisition,
-                                       plane=args.plane, model=args.model, device=args.device,
-                                       precision=args.precision, batch_size=args.batch,
-                                       consistency=args.consistency, views=args.views)
+        scores = evaluate_interpolated(volume.voxels, volume.geometry.spacing, mask, options)
         results.append({"hr": hr_path, "mask": args.mask[index] if args.mask else None, **scores})
         psnr, ssim = scores["psnr"], scores["ssim"]
         print(f"{volume_name(hr_path)[:32]:<32} | {psnr['interpolated_input']:>14.2f} {psnr['rrlsrn']:>8.2f} "

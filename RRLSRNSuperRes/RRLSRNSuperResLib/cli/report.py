@@ -2,7 +2,7 @@
 
 Cubic spline, bicubic, zero-fill (sinc), SRCNN and RRLSRN under the bicubic and the k-space
 degradation, the ablation models given with ``--ablation``, and the runtimes, over several
-HR volumes (``evaluation.report``). ``DIR/report.md`` is what the README's results section
+HR volumes (``evaluation.report``). ``DIR/report.md`` is what docs/results.md
 shows; rerunning the same command reproduces it.
 """
 
@@ -12,13 +12,10 @@ import argparse
 from pathlib import Path
 from typing import Dict, List
 
-from ..engine.devices import DEVICES
-from ..engine.precision import PRECISIONS
 from ..errors import UserInputError
 from ..evaluation.simulated_lr import MATCHED
 from ..imaging.degrade import DEGRADATIONS
-from ..imaging.geometry import PLANES
-from .engine_options import add_output_options
+from .engine_options import add_engine_options
 
 LABELS = {"cubic": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)", "srcnn": "SRCNN",
           "rrlsrn": "RRLSRN"}
@@ -34,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", action="append", type=Path, metavar="MASK",
                         help="brain mask of each HR volume, in the same order (> 0.5 is brain)")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and figures")
-    parser.add_argument("--model", type=Path, help="RRLSRN TorchScript model (default: the bundled one)")
     parser.add_argument("--srcnn", type=Path, help="SRCNN TorchScript model (default: the bundled report baseline)")
     parser.add_argument("--ablation", action="append", default=[], metavar="NAME=MODEL",
                         help="an ablation model, e.g. no_gdl=run-nogdl/rrlsrn_x2.pt or fixed_image_branch=...; "
@@ -43,12 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the full model trained by the same recipe as the ablations (default: --model)")
     parser.add_argument("--degradation", choices=DEGRADATIONS, action="append",
                         help="only this degradation (repeatable; default: both)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
-    parser.add_argument("--plane", choices=PLANES, default="auto")
-    add_output_options(parser, (MATCHED, "none"), MATCHED,
-                       "matched (default): every learned model's output is made consistent with the LR under the "
-                       "simulated degradation, as rrlsrn evaluate does; none: the networks' outputs as they are")
+    # --model is RRLSRN's; every learned model runs with the same options. Simulated LR: no --acquisition.
+    add_engine_options(parser, consistency_choices=(MATCHED, "none"), omit=("acquisition",))
 
 
 def parse_ablations(values: List[str]) -> Dict[str, Path]:
@@ -130,42 +122,51 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..evaluation import report as evaluation_report
-    from ..evaluation.simulated_lr import conventions, matched_consistency
-    from ..io.atomic_files import write_json, write_text
-    from ..io.formats import check_output_path
-    from ..model.artifact import model_identity
+def report_models(args: argparse.Namespace):
+    """RRLSRN (``--model``), SRCNN and the ablations, each checked to exist."""
+    from ..evaluation.report import ReportModels
     from ..resources import bundled_srcnn_path
-    from .comparison_figure import comparison_panels, compose, save_png
-    from .evaluate import read_inputs, volume_name
-    from .progress_bar import terminal_progress
 
-    models = evaluation_report.ReportModels(srcnn=args.srcnn or bundled_srcnn_path(), rrlsrn=args.model,
-                                            ablations=parse_ablations(args.ablation),
-                                            ablation_reference=args.ablation_reference)
+    models = ReportModels(srcnn=args.srcnn or bundled_srcnn_path(), rrlsrn=args.model,
+                          ablations=parse_ablations(args.ablation), ablation_reference=args.ablation_reference)
     if args.ablation_reference and not args.ablation_reference.is_file():
         raise UserInputError(f"--ablation-reference {args.ablation_reference} does not exist")
     if not models.srcnn.is_file():
         raise UserInputError(f"SRCNN model {models.srcnn} does not exist; train one with rrlsrn train --arch srcnn")
-    args.out.mkdir(parents=True, exist_ok=True)
-    check_output_path(args.out / "report.json", [*args.hr, *(args.mask or [])])
-    pairs = read_inputs(args.hr, args.mask)
+    return models
+
+
+def run_all(args: argparse.Namespace, models, pairs) -> dict:
+    """Every volume under every degradation (``evaluation.report.run_volume``), a line printed per run."""
+    from ..evaluation.report import run_volume
+    from ..evaluation.simulated_lr import matched_consistency
+    from .engine_options import engine_options_from_args
+    from .evaluate import volume_name
+    from .progress_bar import terminal_progress
+
     runs_by_degradation = {}
     for degradation in args.degradation or DEGRADATIONS:
+        options = engine_options_from_args(args, consistency=matched_consistency(args.consistency, degradation))
         runs = []
         for path, (volume, mask) in zip(args.hr, pairs):
             name = volume_name(path)
-            runs.append(evaluation_report.run_volume(
-                name, volume.voxels, volume.geometry.spacing, mask, degradation, models, device=args.device,
-                precision=args.precision, plane=args.plane, progress=terminal_progress(f"{name} ({degradation})"),
-                consistency=args.consistency, views=args.views))
+            runs.append(run_volume(name, volume.voxels, volume.geometry.spacing, mask, degradation, models, options,
+                                   terminal_progress(f"{name} ({degradation})")))
             print(f"{degradation:>8} {name}: " + ", ".join(f"{label} {value:.2f}"
                                                         for label, value in runs[-1].psnr.items()), flush=True)
         runs_by_degradation[degradation] = runs
+    return runs_by_degradation
+
+
+def report_of(args: argparse.Namespace, models, runs_by_degradation: dict) -> dict:
+    """The report's JSON: command, volumes, models, the tables (``evaluation.report``), conventions."""
+    from ..evaluation import report as evaluation_report
+    from ..evaluation.simulated_lr import conventions, matched_consistency
+    from ..model.artifact import model_identity
+
     first_runs = next(iter(runs_by_degradation.values()))
     engine = first_runs[0].comparison.engine
-    report = {
+    return {
         "command": " ".join(str(word) for word in getattr(args, "command_line", ["rrlsrn", "report"])),
         "volumes": [{"hr": str(path), "mask": str(args.mask[i]) if args.mask else None}
                     for i, path in enumerate(args.hr)],
@@ -182,16 +183,35 @@ def run(args: argparse.Namespace) -> int:
         "runtime": evaluation_report.runtime_table(first_runs, engine["device"], engine["precision"]),
         "conventions": {degradation: conventions(degradation) for degradation in runs_by_degradation},
     }
-    write_json(args.out / "report.json", report)
-    text = markdown(report)
-    write_text(args.out / "report.md", text)
+
+
+def save_figures(out: Path, runs_by_degradation: dict) -> None:
+    """``figure_<degradation>.png``: the first volume's comparison panels under each degradation."""
+    from .comparison_figure import comparison_panels, compose, save_png
+
+    shown = ("cubic", "sinc", "srcnn", "rrlsrn")
     for degradation, runs in runs_by_degradation.items():
         run_ = runs[0]
         caption = f"{run_.name}\n{degradation} LR\nPSNR (volume):\n" + "\n".join(
-            f"{LABELS[m]} {run_.psnr[m]:.2f}" for m in ("cubic", "sinc", "srcnn", "rrlsrn"))
-        panels = comparison_panels(run_.comparison, {m: LABELS[m] for m in ("cubic", "sinc", "srcnn", "rrlsrn")},
-                                   caption)
-        save_png(compose(panels), args.out / f"figure_{degradation}.png")
+            f"{LABELS[m]} {run_.psnr[m]:.2f}" for m in shown)
+        panels = comparison_panels(run_.comparison, {m: LABELS[m] for m in shown}, caption)
+        save_png(compose(panels), out / f"figure_{degradation}.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.atomic_files import write_json, write_text
+    from ..io.formats import check_output_path
+    from .evaluate import read_inputs
+
+    models = report_models(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    check_output_path(args.out / "report.json", [*args.hr, *(args.mask or [])])
+    runs_by_degradation = run_all(args, models, read_inputs(args.hr, args.mask))
+    report = report_of(args, models, runs_by_degradation)
+    write_json(args.out / "report.json", report)
+    text = markdown(report)
+    write_text(args.out / "report.md", text)
+    save_figures(args.out, runs_by_degradation)
     print(text)
     print(f"wrote {args.out / 'report.json'}, {args.out / 'report.md'} and figure_*.png")
     return 0

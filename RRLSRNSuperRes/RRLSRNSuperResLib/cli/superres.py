@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..io.formats import OUTPUT_FORMATS, OUTPUT_TYPES
-from .engine_options import add_engine_options
+from .engine_options import add_engine_options, engine_options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,11 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline.stack import StackOptions, superresolve_file
     from .progress_bar import progress_lines, terminal_progress
 
-    options = StackOptions(plane=args.plane, acquisition=args.acquisition, device=args.device, batch_size=args.batch,
-                           output_type=args.output_type, precision=args.precision, extract_brain=args.extract_brain,
-                           replace_nonfinite=args.replace_nonfinite, adapt_seconds=args.adapt,
-                           consistency=args.consistency, views=args.views)
-    result = superresolve_file(args.input, args.output, model=args.model, options=options, mask=args.mask,
+    options = StackOptions(engine=engine_options_from_args(args), output_type=args.output_type,
+                           extract_brain=args.extract_brain, replace_nonfinite=args.replace_nonfinite)
+    result = superresolve_file(args.input, args.output, options=options, mask=args.mask,
                                mask_output=args.mask_output, output_format=args.output_format, series=args.series,
                                progress_for=(lambda label: progress_lines()) if args.progress_lines
                                else terminal_progress)

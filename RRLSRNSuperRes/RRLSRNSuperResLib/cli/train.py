@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from ..engine.precision import PRECISIONS
 from ..model.network import ARCHITECTURES, NetworkConfig
+from ..model.precision import PRECISIONS
 from ..training.loop import TrainingConfig
 
 

@@ -2,7 +2,7 @@
 
 A stack zero-fill interpolated by the scanner has no detail at its finest scale. The network
 looks for missing detail one octave below its input's Nyquist, so on such a stack it finds
-none. With ``acquisition="auto"`` an interpolated stack (see ``imaging.bandwidth``) is brought
+none. With ``EngineOptions.acquisition="auto"`` an interpolated stack (see ``imaging.bandwidth``) is brought
 down to its acquisition matrix by k-space cropping (which loses nothing: that band is
 empty), super-resolved there, and zero-filled to the promised x2 grid of the input. The
 output grid contract of ``engine.volume.superresolve`` does not change.
@@ -16,44 +16,45 @@ on square acquisition pixels.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import Progress
 from ..imaging.bandwidth import INTERPOLATED_FACTOR, InPlaneBandwidth, estimate_bandwidth
 from ..imaging.degrade import fourier_resample_slices
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import cast_to
+from .options import DEFAULT_OPTIONS, EngineOptions
 from .volume import SuperResolutionResult, superresolve
 
-ACQUISITIONS = ("auto", "as-is")
 
-
-def superresolve_acquired(voxels_kji: np.ndarray, spacing_ijk, *, acquisition: str = "auto", plane: str = "auto",
-                          mask_kji: np.ndarray | None = None, output_dtype=None, **engine) -> SuperResolutionResult:
+def superresolve_acquired(voxels_kji: np.ndarray, spacing_ijk, options: EngineOptions = DEFAULT_OPTIONS, *,
+                          mask_kji: np.ndarray | None = None, progress: Progress | None = None,
+                          output_dtype=None) -> SuperResolutionResult:
     """``engine.volume.superresolve``, on the acquisition grid when the stack is interpolated.
 
-    ``acquisition``: ``auto`` (default) detects scanner interpolation; ``as-is`` runs the
-    network on the grid as given. Other keywords go to ``superresolve``.
+    ``options.acquisition``: ``auto`` (default) detects scanner interpolation; ``as-is`` runs the
+    network on the grid as given. The other options and keywords are ``superresolve``'s.
     """
-    if acquisition not in ACQUISITIONS:
-        raise UserInputError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, not {acquisition!r}")
     voxels = np.asarray(voxels_kji)
-    axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
-    options = dict(plane="ijk"[axis], mask_kji=mask_kji, **engine)
-    if acquisition == "as-is" or voxels.ndim != 3:
-        return superresolve(voxels, spacing_ijk, output_dtype=output_dtype, **options)
+    axis = slice_axis(spacing_ijk, options.plane, size=voxels.shape[::-1])
+    options = replace(options, plane="ijk"[axis])
+    if options.acquisition == "as-is" or voxels.ndim != 3:
+        return superresolve(voxels, spacing_ijk, options, mask_kji=mask_kji, progress=progress,
+                            output_dtype=output_dtype)
     band = estimate_bandwidth(voxels, spacing_ijk, axis)
     if not (band.measured and min(band.factors) >= INTERPOLATED_FACTOR):
-        result = superresolve(voxels, spacing_ijk, output_dtype=output_dtype, **options)
+        result = superresolve(voxels, spacing_ijk, options, mask_kji=mask_kji, progress=progress,
+                              output_dtype=output_dtype)
         if band.interpolated:
             result.notes.insert(0, f"{band.describe()}: processed as given")
         return result
-    return _on_acquisition_grid(voxels, spacing_ijk, axis, band, output_dtype, options)
+    return _on_acquisition_grid(voxels, spacing_ijk, axis, band, options, mask_kji, progress, output_dtype)
 
 
-def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPlaneBandwidth, output_dtype,
-                         options: dict) -> SuperResolutionResult:
+def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPlaneBandwidth, options: EngineOptions,
+                         mask: np.ndarray | None, progress: Progress | None, output_dtype) -> SuperResolutionResult:
     started = time.monotonic()
     through = numpy_axis(axis)
     slices = np.moveaxis(voxels, through, 0)
@@ -64,10 +65,9 @@ def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPla
     acquired_spacing = list(spacing_ijk)
     for in_plane, size, acquired_pixels in zip(band.axes, band.sizes, band.acquisition_sizes):
         acquired_spacing[in_plane] = spacing_ijk[in_plane] * size / acquired_pixels
-    mask = options.pop("mask_kji")
     if mask is not None:
         mask = np.moveaxis(_nearest_slices(np.moveaxis(np.asarray(mask) > 0, through, 0), acquired_size), 0, through)
-    result = superresolve(acquired, tuple(acquired_spacing), mask_kji=mask, output_dtype=None, **options)
+    result = superresolve(acquired, tuple(acquired_spacing), options, mask_kji=mask, progress=progress)
     x2_slices = fourier_resample_slices(np.moveaxis(result.voxels, through, 0), (2 * height, 2 * width))
     output = np.moveaxis(x2_slices, 0, through)
     note = (f"{band.describe()}: super-resolved on its {acquired_size[1]} x {acquired_size[0]} acquisition grid, "

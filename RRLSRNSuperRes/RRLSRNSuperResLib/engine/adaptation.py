@@ -15,7 +15,7 @@ is kept only if it restores those slices (from their own x2 degradation) better 
 generic model; otherwise the generic model runs. The note says which. The guard measures one
 octave below the output, so it cannot see every harm at the output's scale: before the
 projection, on smooth reconstructions cut into stacks, it passed a copy that lost 1.2 dB there
-(README); with it, every copy on those stacks gained, but the SSIM of the fetal ones fell a
+(docs/results.md); with it, every copy on those stacks gained, but the SSIM of the fetal ones fell a
 little. Hence opt-in (it also costs a minute), and labelled experimental.
 """
 
@@ -34,12 +34,13 @@ from ..imaging.consistency import project
 from ..imaging.degrade import crop_to_even, downsample
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
+from ..model.optimizer_step import optimizer_step
 
 HOLDOUT_EVERY = 4
 PATCH = 32  # LR side of a training patch (its target is 64 x 64)
 BATCH = 8
 # Chosen on the validation split's volumes cut into thick stacks (never on the MIALSRTK stacks):
-# of 5e-6, 2e-5 and 5e-5, the smallest gained most at x2 and lost least where it lost (README).
+# of 5e-6, 2e-5 and 5e-5, the smallest gained most at x2 and lost least where it lost (docs/results.md).
 LEARNING_RATE = 5e-6
 WARMUP_STEPS = 20
 FOREGROUND_LEVEL = 0.05
@@ -139,19 +140,15 @@ def adapt_to_scan(model: torch.jit.ScriptModule, normalised_slices: np.ndarray, 
     pairs = _Pairs(normalised_slices, device, "kspace" if consistency == "none" else consistency)
     generic_psnr = held_out_psnr(model, pairs, dtype, consistency)
     adapted = trainable_copy(model)
-    optimiser = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    optimizer = torch.optim.Adam([p for p in adapted.parameters() if p.requires_grad], lr=LEARNING_RATE)
     steps = 0
     report(0.0, f"adapting to this scan for {seconds:.0f} s")
     with torch.enable_grad():
         while steps == 0 or time.monotonic() - started < seconds:  # one step at least, however short
             inputs, targets = pairs.batch(rng)
-            for group in optimiser.param_groups:
-                group["lr"] = LEARNING_RATE * min(1.0, (steps + 1) / WARMUP_STEPS)
             loss = rrlsrn_loss(_delivered(adapted, inputs.contiguous(memory_format=torch.channels_last), dtype,
                                           consistency), targets)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            optimizer_step(optimizer, loss, LEARNING_RATE * min(1.0, (steps + 1) / WARMUP_STEPS))
             steps += 1
             elapsed = time.monotonic() - started
             report(min(elapsed / seconds, 1.0), f"adapting to this scan: step {steps}, {elapsed:.0f}/{seconds:.0f} s")

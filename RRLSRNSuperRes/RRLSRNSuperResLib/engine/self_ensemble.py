@@ -3,7 +3,7 @@
 A trained network is only nearly equivariant to flips and transposes; averaging its output
 over several such views of the same slice cancels part of its error (Lim et al., EDSR,
 2017: "geometric self-ensemble"). Each view costs one more forward pass, so the default
-takes two views: the gain is measured in the README, the time by ``rrlsrn bench``.
+takes two views: the gain is measured in docs/results.md, the time by ``rrlsrn bench``.
 """
 
 from __future__ import annotations

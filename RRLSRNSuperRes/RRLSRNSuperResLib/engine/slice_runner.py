@@ -68,7 +68,7 @@ def split_windows(window: Window, parts: int) -> list[Window]:
 
 @dataclass
 class SliceRunner:
-    """The model on one device, with the fallback chain of DESIGN.md recorded in ``notes``."""
+    """The model on one device, with the fallback chain of docs/design.md recorded in ``notes``."""
 
     model: torch.jit.ScriptModule
     device: torch.device
@@ -77,7 +77,7 @@ class SliceRunner:
     report: Callable[[str], None] = lambda message: None
     tile_splits: int = 0
     compute_dtype: Optional[torch.dtype] = None
-    """bfloat16/float16 for autocast, None for float32 (see ``engine.precision``)."""
+    """bfloat16/float16 for autocast, None for float32 (see ``model.precision``)."""
     views: int = 1
     """Self-ensemble views averaged per slice (``engine.self_ensemble``)."""
 
@@ -102,7 +102,7 @@ class SliceRunner:
         self._note("out of GPU memory even with tiles: continuing on the CPU")
         self.device = torch.device("cpu")
         if self.compute_dtype == torch.float16:  # a GPU format; the CPU runs bfloat16 natively or float32
-            from .precision import resolve_precision
+            from ..model.precision import resolve_precision
 
             self.compute_dtype = resolve_precision("auto", self.device)
         self.model = self.model.to(self.device)

@@ -15,26 +15,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from ..errors import SuperResolutionCancelled, UserInputError
-from ..imaging.consistency import CONSISTENCY_MODELS, project_onto_measurement
+from ..errors import Progress, SuperResolutionCancelled, UserInputError
+from ..imaging.consistency import project_onto_measurement
 from ..imaging.degrade import cubic_spline_upsample_slice
 from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.intensity import IntensityScale, cast_to, robust_scale
 from ..model.artifact import load_model
+from ..model.precision import precision_name, resolve_precision
 from ..resources import bundled_model_path
 from .adaptation import adapt_to_scan
 from .devices import select_device
-from .precision import precision_name, resolve_precision
-from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
+from .options import DEFAULT_OPTIONS, EngineOptions, ModelSource
 from .slice_runner import BatchTooLarge, SliceRunner, Window, receptive_radius
-
-Progress = Callable[[float, str], Optional[bool]]
-ModelSource = Union[None, str, Path, torch.nn.Module]
 
 BOX_MARGIN_LR_PIXELS = 8
 """Margin around the mask's in-plane bounding box that is still super-resolved."""
@@ -120,112 +117,114 @@ class _Reporter:
             raise SuperResolutionCancelled("super-resolution cancelled; nothing was written")
 
 
-def superresolve(
-    voxels_kji: np.ndarray,
-    spacing_ijk: tuple[float, float, float],
-    *,
-    plane: str = "auto",
-    model: ModelSource = None,
-    device: str = "auto",
-    batch_size: int | None = None,
-    mask_kji: np.ndarray | None = None,
-    progress: Progress | None = None,
-    output_dtype: np.dtype | None = None,
-    precision: str = "auto",
-    adapt_seconds: float = 0.0,
-    consistency: str = "kspace",
-    views: int = DEFAULT_VIEWS,
-) -> SuperResolutionResult:
-    """Super-resolve a volume x2 on its two in-plane axes, slice by slice.
+@dataclass
+class _Run:
+    """One volume's run: its slices (``S x H x W`` view along the slice axis), the output being filled
+    (KJI, and the same view of it), the network on its device, the intensity scale, the window."""
+
+    slices: np.ndarray
+    output: np.ndarray
+    output_slices: np.ndarray
+    runner: SliceRunner
+    scale: IntensityScale
+    window: Window
+    done: int = 0
+
+
+def superresolve(voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
+                 options: EngineOptions = DEFAULT_OPTIONS, *, mask_kji: np.ndarray | None = None,
+                 progress: Progress | None = None, output_dtype: np.dtype | None = None) -> SuperResolutionResult:
+    """Super-resolve a volume x2 on its two in-plane axes, slice by slice, on the grid as given.
 
     Parameters
     ----------
     voxels_kji : 3D array in numpy [k, j, i] order (SimpleITK and Slicer array order).
     spacing_ijk : voxel spacing in mm in IJK order; picks the acquisition plane.
-    plane : ``auto`` (thickest axis is the slice axis), or ``i``/``j``/``k``.
+    options : model, device, precision, plane, batch size, consistency, views, adaptation
+        (``engine.options.EngineOptions``; its ``acquisition`` is applied by
+        ``engine.acquisition.superresolve_acquired``). With ``adapt_seconds`` over 0 the first
+        half of the progress is the adaptation.
     mask_kji : optional brain mask on the input grid: only its in-plane bounding box (plus
         ``BOX_MARGIN_LR_PIXELS``) is super-resolved, the rest is cubic spline; the
         intensity range is taken inside the mask.
     progress : ``progress(fraction, message)``; returning ``False`` cancels.
     output_dtype : ``None`` gives float32; e.g. the input's dtype on request.
-    precision : ``auto`` (bfloat16 where the hardware runs it natively), ``fp32``, ``bf16``,
-        ``fp16`` (CUDA); see ``engine.precision``.
-    adapt_seconds : over 0, first fine-tune a copy of the model on this volume's own slices for
-        about that long (``engine.adaptation``); the first half of the progress is the adaptation.
-    consistency : the degradation the input came through, to which the output is made exactly
-        consistent (``imaging.consistency``): ``kspace`` (default; a real MRI stack is the
-        central k-space of its x2 output), ``bicubic`` (the paper's synthetic LR), ``none``.
-        Without ``model``, it also picks the bundled model trained for that input.
-    views : self-ensemble views averaged per slice (1, 2, 4 or 8; ``engine.self_ensemble``).
     """
     started = time.monotonic()
-    report = _Reporter(progress)
     voxels = _check_voxels(np.asarray(voxels_kji))
-    if adapt_seconds < 0:
-        raise UserInputError(f"adaptation time must be 0 or more seconds, not {adapt_seconds}")
-    if consistency not in CONSISTENCY_MODELS:
-        raise UserInputError(f"consistency must be one of {', '.join(CONSISTENCY_MODELS)}, not {consistency!r}")
-    if views not in VIEW_COUNTS:
-        raise UserInputError(f"self-ensemble views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views}")
     if mask_kji is not None and np.shape(mask_kji) != voxels.shape:
         raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {voxels.shape}")
-    axis = slice_axis(spacing_ijk, plane, size=voxels.shape[::-1])
+    axis = slice_axis(spacing_ijk, options.plane, size=voxels.shape[::-1])
+    report = _Reporter(progress)
     report(0.0, "loading model")
-    network, halo = resolve_model(model, consistency)
-    torch_device = select_device(device)
-    compute_dtype = resolve_precision(precision, torch_device)
-    # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.
-    network = network.to(torch_device).to(memory_format=torch.channels_last)
-    scale = robust_scale(voxels, mask_kji)
+    run, report = _prepare(voxels, numpy_axis(axis), options, mask_kji, report, progress)
+    count = len(run.slices)
+    report(0.0, f"super-resolving {count} slices on {run.runner.device.type} in "
+                f"{precision_name(run.runner.compute_dtype)}")
+    _fill(run, options, report)
+    return SuperResolutionResult(cast_to(run.output, output_dtype), axis,
+                                 run.runner.device.type, time.monotonic() - started, run.scale, run.runner.notes,
+                                 precision_name(run.runner.compute_dtype))
 
-    slices = np.moveaxis(voxels, numpy_axis(axis), 0)
-    count, height, width = slices.shape
+
+def _prepare(voxels: np.ndarray, through: int, options: EngineOptions, mask_kji: np.ndarray | None,
+             report: _Reporter, progress: Progress | None) -> tuple[_Run, _Reporter]:
+    """Model on its device (adapted first if asked), scale, window, and the output with the cubic
+    spline outside the window; the reporter for what remains."""
+    network, halo = resolve_model(options.model, options.consistency)
+    device = select_device(options.device)
+    compute_dtype = resolve_precision(options.precision, device)
+    # channels-last is 1.5x faster for these 3x3 convolutions on CPU (oneDNN) and fine on CUDA.
+    network = network.to(device).to(memory_format=torch.channels_last)
+    scale = robust_scale(voxels, mask_kji)
+    slices = np.moveaxis(voxels, through, 0)
     notes: list[str] = []
-    if adapt_seconds > 0:
-        network, adaptation = adapt_to_scan(network, scale.normalise(slices), adapt_seconds, torch_device,
+    if options.adapt_seconds > 0:
+        network, adaptation = adapt_to_scan(network, scale.normalise(slices), options.adapt_seconds, device,
                                             compute_dtype, lambda fraction, message: report(fraction / 2, message),
-                                            consistency)
+                                            options.consistency)
         notes.append(adaptation.describe())
         report = _Reporter(progress, offset=0.5)
-    output = np.empty(tuple(n * (1 if a == numpy_axis(axis) else 2) for a, n in enumerate(voxels.shape)),
-                      dtype=np.float32)
-    output_slices = np.moveaxis(output, numpy_axis(axis), 0)
+    count, height, width = slices.shape
+    output = np.empty(tuple(n * (1 if a == through else 2) for a, n in enumerate(voxels.shape)), dtype=np.float32)
+    output_slices = np.moveaxis(output, through, 0)
     window = Window(0, height, 0, width)
     if mask_kji is not None:
-        window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, numpy_axis(axis), 0))
+        window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, through, 0))
         if window != Window(0, height, 0, width):
             for index in range(count):
                 output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
+    runner = SliceRunner(network, device, halo, notes=notes, report=lambda message: report(run.done / count, message),
+                         compute_dtype=compute_dtype, views=options.views)
+    run = _Run(slices, output, output_slices, runner, scale, window)
+    return run, report
 
-    done = 0
-    runner = SliceRunner(network, torch_device, halo, notes=notes,
-                         report=lambda message: report(done / count, message), compute_dtype=compute_dtype,
-                         views=views)
-    batch = batch_size or automatic_batch_size(torch_device, min(window.bottom - window.top + 2 * halo, height),
-                                               min(window.right - window.left + 2 * halo, width))
-    report(0.0, f"super-resolving {count} slices on {torch_device.type} in {precision_name(compute_dtype)}")
-    with _deterministic(torch_device):
-        while done < count:
-            chunk = slices[done: done + batch]
+
+def _fill(run: _Run, options: EngineOptions, report: _Reporter) -> None:
+    """Stream the slices through the network in batches (halved on GPU out-of-memory), restore their
+    intensities, project onto the measurement and keep constant slices constant."""
+    count, height, width = run.slices.shape
+    window, halo = run.window, run.runner.halo
+    batch = options.batch_size or automatic_batch_size(
+        run.runner.device, min(window.bottom - window.top + 2 * halo, height),
+        min(window.right - window.left + 2 * halo, width))
+    with _deterministic(run.runner.device):
+        while run.done < count:
+            chunk = run.slices[run.done: run.done + batch]
             try:
-                result = runner.run(scale.normalise(chunk), window)
+                result = run.runner.run(run.scale.normalise(chunk), window)
             except BatchTooLarge:
                 batch = max(1, batch // 2)
-                runner.notes.append(f"out of GPU memory: batch reduced to {batch}")
-                report(done / count, runner.notes[-1])
+                run.runner.notes.append(f"out of GPU memory: batch reduced to {batch}")
+                report(run.done / count, run.runner.notes[-1])
                 continue
-            target = output_slices[done: done + len(chunk), 2 * window.top: 2 * window.bottom,
-                                   2 * window.left: 2 * window.right]
-            target[...] = scale.restore(result)
-            whole = output_slices[done: done + len(chunk)]
-            if consistency != "none":
-                whole[...] = project_onto_measurement(whole, chunk, consistency)
+            whole = run.output_slices[run.done: run.done + len(chunk)]
+            whole[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = run.scale.restore(result)
+            if options.consistency != "none":
+                whole[...] = project_onto_measurement(whole, chunk, options.consistency)
             _keep_constant_slices(chunk, whole)
-            done += len(chunk)
-            report(done / count, f"{done}/{count} slices")
-    return SuperResolutionResult(cast_to(output, output_dtype), axis, runner.device.type,
-                                 time.monotonic() - started, scale, runner.notes,
-                                 precision_name(runner.compute_dtype))
+            run.done += len(chunk)
+            report(run.done / count, f"{run.done}/{count} slices")
 
 
 def _keep_constant_slices(chunk: np.ndarray, target: np.ndarray) -> None:

@@ -12,9 +12,13 @@ Arrays are numpy [k, j, i]; spacings IJK in mm.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..engine.acquisition import superresolve_acquired
+from ..engine.options import DEFAULT_OPTIONS, EngineOptions
+from ..errors import Progress
 from ..imaging import degrade
 from ..imaging.geometry import numpy_axis, slice_axis
 from . import metrics
@@ -23,17 +27,18 @@ PROTOCOL = ("HR in-plane cropped to a multiple of 4; input = zero-fill x2 of its
             "output band-limited back to the HR grid by the k-space degradation; scored against HR")
 
 
-def evaluate_interpolated(hr_voxels_kji: np.ndarray, spacing_ijk, mask_kji: np.ndarray | None = None, *,
-                          acquisition: str = "auto", plane: str = "auto", **engine) -> dict:
-    """PSNR/SSIM of the interpolated input and of the band-limited super-resolved output."""
+def evaluate_interpolated(hr_voxels_kji: np.ndarray, spacing_ijk, mask_kji: np.ndarray | None = None,
+                          options: EngineOptions = DEFAULT_OPTIONS, progress: Progress | None = None) -> dict:
+    """PSNR/SSIM of the interpolated input and of the band-limited super-resolved output; the engine runs
+    with ``options`` (its ``acquisition`` included, as ``rrlsrn superres`` runs it)."""
     hr_voxels_kji = np.asarray(hr_voxels_kji)
-    axis = slice_axis(spacing_ijk, plane, size=hr_voxels_kji.shape[::-1])
+    axis = slice_axis(spacing_ijk, options.plane, size=hr_voxels_kji.shape[::-1])
     through = numpy_axis(axis)
     hr = np.moveaxis(hr_voxels_kji, through, 0).astype(np.float32)
     hr = hr[:, : hr.shape[1] // 4 * 4, : hr.shape[2] // 4 * 4]
     interpolated = degrade.zero_fill_upsample_slices(degrade.downsample_slices(hr, "kspace"))
-    result = superresolve_acquired(np.moveaxis(interpolated, 0, through), spacing_ijk, acquisition=acquisition,
-                                   plane="ijk"[axis], **engine)
+    result = superresolve_acquired(np.moveaxis(interpolated, 0, through), spacing_ijk,
+                                   replace(options, plane="ijk"[axis]), progress=progress)
     restored = degrade.downsample_slices(np.moveaxis(result.voxels, through, 0), "kspace")
     mask = None if mask_kji is None else np.moveaxis(np.asarray(mask_kji) > 0.5, through, 0)[:, : hr.shape[1],
                                                                                           : hr.shape[2]]
@@ -42,7 +47,7 @@ def evaluate_interpolated(hr_voxels_kji: np.ndarray, spacing_ijk, mask_kji: np.n
             "rrlsrn": metrics.psnr(hr, restored, region, peak)}
     ssim = {"interpolated_input": metrics.ssim(hr, interpolated, region, peak),
             "rrlsrn": metrics.ssim(hr, restored, region, peak)}
-    return {"slice_axis": "ijk"[axis], "evaluated_shape_shw": list(hr.shape), "acquisition": acquisition,
+    return {"slice_axis": "ijk"[axis], "evaluated_shape_shw": list(hr.shape), "acquisition": options.acquisition,
             "region": "dilated brain mask" if mask is not None else "Otsu foreground", "data_range": peak,
             "psnr": psnr, "ssim": ssim, "psnr_gain_db": psnr["rrlsrn"] - psnr["interpolated_input"],
             "ssim_gain": ssim["rrlsrn"] - ssim["interpolated_input"], "notes": list(result.notes),

@@ -1,4 +1,4 @@
-"""PSNR and SSIM inside the brain, and a summary with a 95% confidence interval (DESIGN.md contract).
+"""PSNR and SSIM inside the brain, and a summary with a 95% confidence interval (docs/design.md contract).
 
 All functions take stacks of 2D slices, ``S x H x W`` with the slice axis first (the caller
 moves the acquisition's slice axis there), so that "in-plane" always means the last two axes.

@@ -12,13 +12,13 @@ model's including the engine's normalisation, padding and batching.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..engine.self_ensemble import DEFAULT_VIEWS
+from ..engine.options import EngineOptions
 from . import metrics, simulated_lr
 
 METHODS = ("cubic", "bicubic", "sinc", "srcnn", "rrlsrn")
@@ -62,21 +62,16 @@ class VolumeRun:
 
 
 def run_volume(name: str, voxels: np.ndarray, spacing: tuple[float, float, float], mask: Optional[np.ndarray],
-               degradation: str, models: ReportModels, device: str = "auto", precision: str = "auto",
-               plane: str = "auto", progress=None, consistency: str = simulated_lr.MATCHED,
-               views: int = DEFAULT_VIEWS) -> VolumeRun:
-    """Every method and ablation on one volume's simulated LR, scored against its HR; every learned
-    model runs with the same ``consistency`` and ``views`` (``simulated_lr.simulate``)."""
-    comparison = simulated_lr.simulate(voxels, spacing, mask, degradation, model=models.rrlsrn, device=device,
-                                       plane=plane, progress=progress, precision=precision,
-                                       consistency=consistency, views=views)
+               degradation: str, models: ReportModels, options: EngineOptions, progress=None) -> VolumeRun:
+    """Every method and ablation on one volume's simulated LR, scored against its HR. Every learned
+    model runs with the same ``options`` (``simulated_lr.simulate``), the model swapped for each of ``models``."""
+    comparison = simulated_lr.simulate(voxels, spacing, mask, degradation, replace(options, model=models.rrlsrn),
+                                       progress)
     estimates = {method: comparison.estimates[simulated] for method, simulated in _SIMULATED.items()}
     seconds = {method: comparison.seconds[simulated] for method, simulated in _SIMULATED.items()}
     for label, path in models.extra_models().items():
         estimates[label], facts = simulated_lr.model_estimate(comparison.lr, spacing, comparison.slice_axis,
-                                                              model=path, device=device, precision=precision,
-                                                              consistency=comparison.engine["consistency"],
-                                                              views=views)
+                                                              replace(options, model=path))
         seconds[label] = facts["seconds"]
     comparison.estimates.update(estimates)
     peak = metrics.data_range(comparison.hr)

@@ -1,6 +1,6 @@
 """Simulated-LR evaluation: degrade an HR volume x2 in-plane, restore it four ways, score each.
 
-The comparison of DESIGN.md ("Evaluation conventions"): LR is simulated from HR with the
+The comparison of docs/design.md ("Evaluation conventions"): LR is simulated from HR with the
 bicubic or the k-space degradation, then brought back to the HR grid by cubic spline, by
 bicubic interpolation, by zero-fill (sinc) interpolation and by the model, and each is scored
 against HR with the masked PSNR and SSIM of ``metrics``. Each degradation has its honest
@@ -19,14 +19,14 @@ handled as a stack ``S x H x W`` of slices along the acquisition's slice axis.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass, field, replace
+from typing import Dict
 
 import numpy as np
 import torch
 
-from ..engine.self_ensemble import DEFAULT_VIEWS
-from ..errors import UserInputError
+from ..engine.options import EngineOptions
+from ..errors import Progress, UserInputError
 from ..imaging import degrade
 from ..imaging.geometry import numpy_axis, slice_axis
 from . import metrics
@@ -35,7 +35,6 @@ METHODS = ("cubic_spline", "bicubic", "sinc", "rrlsrn")
 BASELINES = ("cubic_spline", "bicubic", "sinc")
 REFERENCE_BASELINE = {"bicubic": "cubic_spline", "kspace": "sinc"}
 MATCHED = "matched"  # consistency with the degradation that made the LR
-Progress = Callable[[float, str], Optional[bool]]
 DEGRADATION_DESCRIPTIONS = {
     "bicubic": "torch interpolate x0.5, bicubic, antialias=True, align_corners=False, per slice",
     "kspace": "central half of the 2D spectrum, +1/2 HR-pixel phase shift, real part of the inverse FFT, / 4",
@@ -106,44 +105,40 @@ def bicubic_baseline(lr_slices: np.ndarray) -> np.ndarray:
         return degrade.bicubic_upsample(lr)[:, 0].numpy()
 
 
-def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int, *,
-                   model=None, device: str = "auto", progress: Progress | None = None,
-                   precision: str = "auto", adapt_seconds: float = 0.0, consistency: str = "none",
-                   views: int = DEFAULT_VIEWS) -> tuple[np.ndarray, dict]:
+def model_estimate(lr_slices: np.ndarray, spacing_ijk: tuple[float, float, float], axis_ijk: int,
+                   options: EngineOptions, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """Run the engine on the LR volume (back in KJI order) and return its x2 slices and run facts."""
     from ..engine.volume import superresolve
 
     lr_kji = np.moveaxis(lr_slices, 0, numpy_axis(axis_ijk))
-    result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), plane="ijk"[axis_ijk], model=model,
-                          device=device, progress=progress, precision=precision, adapt_seconds=adapt_seconds,
-                          consistency=consistency, views=views)
+    result = superresolve(lr_kji, lr_spacing(spacing_ijk, axis_ijk), replace(options, plane="ijk"[axis_ijk]),
+                          progress=progress)
     if result.slice_axis != axis_ijk:
         raise RuntimeError(f"engine sliced along IJK axis {result.slice_axis}, evaluation along {axis_ijk}")
     facts = {"device": result.device, "precision": result.precision, "seconds": result.seconds,
-             "consistency": consistency, "views": views, "notes": list(result.notes)}
+             "consistency": options.consistency, "views": options.views, "notes": list(result.notes)}
     return np.moveaxis(result.voxels, numpy_axis(axis_ijk), 0), facts
 
 
 def simulate(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float], mask_kji: np.ndarray | None = None,
-             degradation: str = "bicubic", model=None, device: str = "auto", plane: str = "auto",
-             progress: Progress | None = None, precision: str = "auto", adapt_seconds: float = 0.0,
-             consistency: str = MATCHED, views: int = DEFAULT_VIEWS) -> Comparison:
+             degradation: str = "bicubic", options: EngineOptions | None = None,
+             progress: Progress | None = None) -> Comparison:
     """Degrade HR x2 in-plane, restore it with every baseline and the model (see module docstring).
 
-    ``consistency``: ``matched`` (the simulated degradation) or an ``imaging.consistency`` model.
+    ``options``: how the engine runs the model (its ``plane`` also picks the HR slice axis); None:
+    the defaults, the output made consistent with the LR under ``degradation`` (``matched``).
     """
     if degradation not in degrade.DEGRADATIONS:
         raise UserInputError(f"unknown degradation {degradation!r}; choose one of {', '.join(degrade.DEGRADATIONS)}")
+    options = options if options is not None else EngineOptions(consistency=degradation)
     hr_voxels_kji = np.asarray(hr_voxels_kji)
     if mask_kji is not None and np.shape(mask_kji) != hr_voxels_kji.shape:
         raise UserInputError(f"mask shape {np.shape(mask_kji)} differs from the volume's {hr_voxels_kji.shape}")
-    axis = slice_axis(spacing_ijk, plane, size=hr_voxels_kji.shape[::-1])
+    axis = slice_axis(spacing_ijk, options.plane, size=hr_voxels_kji.shape[::-1])
     hr = to_slices(hr_voxels_kji, axis).astype(np.float32)
     mask = None if mask_kji is None else to_slices(np.asarray(mask_kji) > 0.5, axis)
     lr = degrade.downsample_slices(hr, degradation)
-    rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, model=model, device=device, progress=progress,
-                                    precision=precision, adapt_seconds=adapt_seconds,
-                                    consistency=matched_consistency(consistency, degradation), views=views)
+    rrlsrn, engine = model_estimate(lr, spacing_ijk, axis, options, progress)
     estimates, seconds = {}, {}
     for name, baseline in (("cubic_spline", cubic_spline_baseline), ("bicubic", bicubic_baseline),
                            ("sinc", degrade.zero_fill_upsample_slices)):
@@ -188,14 +183,12 @@ def score(comparison: Comparison) -> dict:
 
 
 def evaluate_volume(hr_voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
-                    mask_kji: np.ndarray | None = None, degradation: str = "bicubic", model=None,
-                    device: str = "auto", plane: str = "auto", progress: Progress | None = None,
-                    precision: str = "auto", adapt_seconds: float = 0.0, consistency: str = MATCHED,
-                    views: int = DEFAULT_VIEWS) -> dict:
+                    mask_kji: np.ndarray | None = None, degradation: str = "bicubic",
+                    options: EngineOptions | None = None, progress: Progress | None = None) -> dict:
     """Simulated-LR scores of one HR volume (KJI voxels, IJK spacing in mm); see ``score``.
 
-    ``mask_kji`` (same shape, > 0.5 is brain) selects the region, else the Otsu foreground.
-    Use ``simulate`` and ``score`` separately to keep the image stacks (e.g. for a figure).
+    ``mask_kji`` (same shape, > 0.5 is brain) selects the region, else the Otsu foreground;
+    ``options`` as for ``simulate``. Use ``simulate`` and ``score`` separately to keep the image
+    stacks (e.g. for a figure).
     """
-    return score(simulate(hr_voxels_kji, spacing_ijk, mask_kji, degradation, model, device, plane, progress,
-                          precision, adapt_seconds, consistency, views))
+    return score(simulate(hr_voxels_kji, spacing_ijk, mask_kji, degradation, options, progress))

@@ -1,4 +1,4 @@
-"""HR -> LR simulation (x2 in-plane) and the interpolation baselines, as fixed by DESIGN.md.
+"""HR -> LR simulation (x2 in-plane) and the interpolation baselines, as fixed by docs/design.md.
 
 LR pixel ``j`` is centred between HR pixels ``2j`` and ``2j+1``: the x2 output grid of
 ``imaging.geometry`` read backwards, so SR(LR) and HR share one grid. All functions work on
@@ -101,7 +101,7 @@ def zero_fill_upsample_slices(lr_slices: np.ndarray) -> np.ndarray:
 
 
 def cubic_spline_upsample_slice(lr_slice: np.ndarray) -> np.ndarray:
-    """Cubic spline x2 baseline of DESIGN.md for one 2D slice."""
+    """Cubic spline x2 baseline of docs/design.md for one 2D slice."""
     from scipy import ndimage
 
     return ndimage.zoom(lr_slice, 2, order=3, mode="reflect", grid_mode=True)

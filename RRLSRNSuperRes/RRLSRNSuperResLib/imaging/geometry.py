@@ -1,4 +1,4 @@
-"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; DESIGN.md contract).
+"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; docs/design.md contract).
 
 Conventions: axes are IJK (ITK/SimpleITK order: i fastest); a numpy array of the voxels is
 indexed [k, j, i]. ``direction`` columns are the unit IJK axes in physical space, so a voxel
@@ -30,22 +30,10 @@ class Geometry:
     def direction_matrix(self) -> np.ndarray:
         return np.asarray(self.direction, dtype=float).reshape(3, 3)
 
-    def index_to_physical(self, ijk: np.ndarray) -> np.ndarray:
-        """Physical positions (N x 3) of continuous IJK indices (N x 3)."""
-        ijk = np.atleast_2d(np.asarray(ijk, dtype=float))
-        return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction_matrix.T
-
     def physical_to_index(self, point: np.ndarray) -> np.ndarray:
-        """Continuous IJK index of one physical point (3,), the inverse of ``index_to_physical``."""
+        """Continuous IJK index of one physical point (3,): solves ``point = origin + direction @ (spacing * ijk)``."""
         matrix = self.direction_matrix * np.asarray(self.spacing)
         return np.linalg.solve(matrix, np.asarray(point, dtype=float) - np.asarray(self.origin))
-
-    def index_to_physical_matrix(self) -> np.ndarray:
-        """4x4 homogeneous matrix mapping IJK to physical space (Slicer's IJKToRAS in RAS)."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.direction_matrix * np.asarray(self.spacing)
-        matrix[:3, 3] = self.origin
-        return matrix
 
 
 def slice_axis(spacing: tuple[float, float, float], plane: str = "auto",

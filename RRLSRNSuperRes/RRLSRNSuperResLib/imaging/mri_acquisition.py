@@ -10,8 +10,8 @@ SSFSE/HASTE slice loses more, and each loss is a weight on the acquired k-space 
 * **Partial (half-) Fourier.** Only a share over 1/2 of the lines is read; the real part of the
   zero-filled reconstruction brings the frequencies read on one side only back at half amplitude.
 * **Thermal noise**: Gaussian, added to the LR image, SD in normalised units (1 = the bright
-  tissue level of ``imaging.intensity``). The default range covers :func:`noise.haar_noise_sd`
-  of the real acquired scans in the training data (README).
+  tissue level of ``imaging.intensity``). The default range covers the noise SD
+  of the real acquired scans in the training data (``Testing/noise_estimate.py``, docs/model-card.md).
 
 The phase-encoding axis is random per image. Works on torch batches ``N x 1 x H x W``.
 """

@@ -61,7 +61,7 @@ def _check_torchscript_archive(path: Path) -> None:
 
 
 def check_shapes(model: torch.jit.ScriptModule) -> None:
-    """The DESIGN.md contract: N x 1 x H x W float32 -> N x 1 x 2H x 2W, finite."""
+    """The docs/design.md contract: N x 1 x H x W float32 -> N x 1 x 2H x 2W, finite."""
     probe = torch.rand(2, 1, 12, 10)
     with torch.no_grad():
         output = model(probe)

@@ -43,7 +43,7 @@ def bilinear_upsampling_kernel(size: int = 4, factor: int = 2) -> torch.Tensor:
     """Transposed-convolution weights that reproduce bilinear x``factor`` upsampling.
 
     With ``size=4, factor=2, padding=1`` the output pixel centres sit at the half-pixel
-    positions of ``align_corners=False`` interpolation, i.e. on the x2 grid of DESIGN.md.
+    positions of ``align_corners=False`` interpolation, i.e. on the x2 grid of docs/design.md.
     """
     centre = factor - 0.5 if size % 2 == 0 else factor - 1.0
     taps = 1.0 - torch.abs(torch.arange(size, dtype=torch.float32) - centre) / factor

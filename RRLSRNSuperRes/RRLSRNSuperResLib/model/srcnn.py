@@ -3,7 +3,7 @@
 The 9-1-5 network of the paper (64 and 32 channels) on the bicubic x2 of the input. One
 deviation, for training on a CPU: it predicts the residual over bicubic (as VDSR does), so it
 starts at bicubic and needs no warm-up. Same contract as RRLSRN: N x 1 x H x W -> N x 1 x 2H x 2W
-on the x2 grid of DESIGN.md (bicubic with ``align_corners=False``).
+on the x2 grid of docs/design.md (bicubic with ``align_corners=False``).
 """
 
 from __future__ import annotations

@@ -26,34 +26,24 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import slicer
-from slicer.util import arrayFromVolume
+import vtk
+from slicer.util import arrayFromVolume, updateVolumeFromArray
 
-from ..errors import SuperResolutionCancelled, UserInputError
+from ..errors import Progress, SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import slice_axis
 from .messages import worded_for_slicer
-from .volumes import Progress, check_run_nodes, geometry_from_node, store_result, watch_run_nodes
+from .volumes import check_run_nodes, geometry_from_node, store_result, watch_run_nodes
+
+if TYPE_CHECKING:
+    from ..engine.options import EngineOptions
 
 LIB_PARENT = Path(__file__).resolve().parent.parent.parent  # the folder holding RRLSRNSuperResLib
 POLL_SECONDS = 0.1  # the callback runs at least this often, so Slicer's GUI stays responsive
 KILL_WAIT_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class BackgroundOptions:
-    """The engine options a background run passes to ``rrlsrn superres`` (same meaning as in-process)."""
-
-    plane: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: Optional[int] = None
-    consistency: str = "kspace"
-    adapt_seconds: float = 0.0
-    keep_input_type: bool = False
-    model: Optional[Path] = None
 
 
 @dataclass
@@ -68,15 +58,22 @@ class ProcessResult:
     notes: list[str] = field(default_factory=list)
 
 
-def command_arguments(options: BackgroundOptions, axis: int) -> list[str]:
-    """``rrlsrn superres`` options for ``options``, the slice axis resolved (IJK index)."""
+def command_arguments(options: EngineOptions, axis: int, *, keep_input_type: bool = False,
+                      mask: bool = False) -> list[str]:
+    """``rrlsrn superres`` options for ``options``, the slice axis resolved (IJK index); ``mask``: the
+    brain mask is the temporary ``mask.nrrd`` beside the input."""
+    if options.model is not None and not isinstance(options.model, (str, Path)):
+        raise UserInputError("a background run takes a model file, not a loaded model; run it in-process instead")
     arguments = ["--plane", "ijk"[axis], "--device", options.device, "--precision", options.precision,
-                 "--consistency", options.consistency, "--adapt", repr(float(options.adapt_seconds)),
-                 "--output-type", "input" if options.keep_input_type else "float32", "--progress-lines"]
+                 "--acquisition", options.acquisition, "--consistency", options.consistency,
+                 "--views", str(options.views), "--adapt", repr(float(options.adapt_seconds)),
+                 "--output-type", "input" if keep_input_type else "float32", "--progress-lines"]
     if options.batch_size:
-        arguments += ["--batch", str(int(options.batch_size))]
+        arguments += ["--batch-size", str(int(options.batch_size))]
     if options.model is not None:
         arguments += ["--model", str(options.model)]
+    if mask:
+        arguments += ["--mask", "mask.nrrd"]
     return arguments
 
 
@@ -86,6 +83,17 @@ def _write_nrrd(node: Any, path: Path) -> None:
     storage.SetUseCompression(0)  # a temporary file: speed over size
     if not storage.WriteData(node):
         raise RuntimeError(f"could not write '{node.GetName()}' to {path}")
+
+
+def _write_mask_nrrd(mask_kji: np.ndarray, input_volume_node: Any, path: Path) -> None:
+    """The brain mask (KJI, on the input's grid) as a uint8 0/1 label map with the input's own IJKToRAS,
+    so the child finds it on the input file's grid exactly."""
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    input_volume_node.GetIJKToRASMatrix(ijk_to_ras)
+    mask_node = slicer.vtkMRMLLabelMapVolumeNode()
+    mask_node.SetIJKToRASMatrix(ijk_to_ras)
+    updateVolumeFromArray(mask_node, np.ascontiguousarray(mask_kji, dtype=np.uint8))
+    _write_nrrd(mask_node, path)
 
 
 def _read_nrrd_voxels(path: Path) -> np.ndarray:
@@ -161,13 +169,20 @@ def _failure(process: subprocess.Popen, folder: Path, reported: dict) -> Excepti
 
 @worded_for_slicer()
 def superresolve_volume_node_in_background(input_volume_node: Any, output_volume_node: Any = None, *,
-                                           python: str, options: BackgroundOptions = BackgroundOptions(),
+                                           python: str, options: Optional[EngineOptions] = None,
+                                           keep_input_type: bool = False, mask_kji: Optional[np.ndarray] = None,
                                            progress: Optional[Progress] = None) -> Any:
     """Like ``volumes.superresolve_volume_node``, but the network runs in a child process.
 
     ``python`` is the interpreter to run the command with (``PythonSlicer`` in Slicer,
-    ``sys.executable`` elsewhere). Same output node rules, geometry, display and provenance.
+    ``sys.executable`` elsewhere). ``options``: an ``engine.options.EngineOptions`` (None: the
+    defaults); ``keep_input_type``: the output in the input's voxel type, clipped; ``mask_kji``: the
+    brain mask on the input grid (KJI), passed to the child as a temporary NRRD (``--mask``). Same
+    output node rules, geometry, display and provenance.
     """
+    from ..engine.options import DEFAULT_OPTIONS
+
+    options = options or DEFAULT_OPTIONS
     check_run_nodes(input_volume_node, output_volume_node)
     geometry = geometry_from_node(input_volume_node)
     axis = slice_axis(geometry.spacing, options.plane, size=geometry.size)
@@ -176,7 +191,10 @@ def superresolve_volume_node_in_background(input_volume_node: Any, output_volume
     process = None
     try:
         _write_nrrd(input_volume_node, folder / "input.nrrd")
-        process, lines = _start(python, ["input.nrrd", "output.nrrd", *command_arguments(options, axis)], folder)
+        if mask_kji is not None:
+            _write_mask_nrrd(mask_kji, input_volume_node, folder / "mask.nrrd")
+        arguments = command_arguments(options, axis, keep_input_type=keep_input_type, mask=mask_kji is not None)
+        process, lines = _start(python, ["input.nrrd", "output.nrrd", *arguments], folder)
         reported = _follow(process, lines, guarded)
         if process.returncode != 0 or "RESULT" not in reported:
             raise _failure(process, folder, reported)

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping
 
-from ..errors import SuperResolutionCancelled, UserInputError
+from ..errors import Progress, SuperResolutionCancelled, UserInputError
 from .volumes import check_scalar_volume, node_in_scene
-
-Progress = Callable[[float, str], Optional[bool]]
 
 
 class RunPhase(enum.Enum):

@@ -1,4 +1,4 @@
-"""MRML adapter: super-resolve a volume node into another volume node (DESIGN.md contract).
+"""MRML adapter: super-resolve a volume node into another volume node (docs/design.md contract).
 
 Only the ``slicer`` namespace that slicer-core also provides is used here (``vtkMRML*``
 classes and the ``slicer.util`` array helpers), never Qt, ``slicer.app`` or
@@ -14,14 +14,14 @@ so the geometry helpers here also serve callers that have no torch yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import slicer
 import vtk
 from slicer.util import arrayFromVolume
 
-from ..errors import SuperResolutionCancelled, UserInputError
+from ..errors import Progress, SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
 from .messages import worded_for_slicer
 from .voxel_transfer import adopt_voxels
@@ -47,9 +47,6 @@ _REFUSED_VOLUME_CLASSES = (
     ("vtkMRMLDiffusionTensorVolumeNode", "a diffusion tensor volume"),
     ("vtkMRMLTensorVolumeNode", "a vector or tensor volume"),
 )
-
-Progress = Callable[[float, str], Optional[bool]]
-
 
 def check_scalar_volume(node: Any, role: str = "input") -> None:
     """Refuse anything but a single-component ``vtkMRMLScalarVolumeNode`` with voxels.
@@ -252,11 +249,11 @@ def superresolve_volume_node(
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
         So does removing the input or the given output node, or closing the scene, meanwhile.
-    **options : passed to ``engine.acquisition.superresolve_acquired`` (``acquisition``,
-        default ``auto``: an interpolated stack is super-resolved on its acquisition grid) and
-        on to ``engine.superresolve`` (``plane``, ``model``, ``batch_size``, ``mask_kji`` on
-        the input grid in KJI order, ``output_dtype``, ``precision``, ``consistency``, ``views``,
-        ``adapt_seconds``).
+    **options : ``mask_kji`` (on the input grid, KJI order) and ``output_dtype`` as for
+        ``engine.superresolve``; every other keyword is a field of ``engine.options.EngineOptions``
+        (``model``, ``precision``, ``plane``, ``acquisition`` (default ``auto``: an interpolated
+        stack is super-resolved on its acquisition grid), ``batch_size``, ``consistency``,
+        ``views``, ``adapt_seconds``), run by ``engine.acquisition.superresolve_acquired``.
 
     Returns
     -------
@@ -265,12 +262,16 @@ def superresolve_volume_node(
     beside the input in the subject hierarchy; device, time and notes as node attributes.
     """
     from ..engine.acquisition import superresolve_acquired
+    from ..engine.options import EngineOptions
+
+    call = {key: options.pop(key) for key in ("mask_kji", "output_dtype") if key in options}
+    engine = EngineOptions(device=device, **options)  # checked before the scene is touched
 
     check_run_nodes(input_volume_node, output_volume_node)
     geometry = geometry_from_node(input_volume_node)
     guarded = watch_run_nodes(progress, input_volume_node, output_volume_node)
-    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing,
-                                   device=device, progress=guarded, **options)
+    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing, engine, progress=guarded,
+                                   **call)
     return store_result(input_volume_node, output_volume_node, result, geometry)
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..engine.acquisition import superresolve_acquired
-from ..engine.self_ensemble import DEFAULT_VIEWS
-from ..engine.volume import Progress
-from ..errors import UserInputError
+from ..engine.options import EngineOptions
+from ..errors import Progress, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
 from ..imaging.intensity import cast_to, integer_type_holds
 from ..io.formats import OUTPUT_TYPES, check_output_path, check_volume_output
@@ -24,24 +23,25 @@ from ..masks.transfer import mask_to_x2_grid
 class StackOptions:
     """The options that change the numbers (a BIDS rerun skips work only when they are the same).
 
+    ``engine``: how the engine runs (``engine.options.EngineOptions``, the model included).
     ``output_type``: ``auto`` keeps an integer input's type (rounded) unless its top would clip
     (``imaging.intensity.integer_type_holds``), else float32; ``float32`` always; ``input`` the
-    input's type, rounded and clipped. ``adapt_seconds`` over 0 first adapts a copy of the
-    model to the stack (``engine.adaptation``). ``consistency`` and ``views``: see
-    ``engine.volume.superresolve``.
+    input's type, rounded and clipped. ``extract_brain`` zeroes the output outside the mask;
+    ``replace_nonfinite`` replaces NaN/Inf input voxels by this value instead of refusing the file.
     """
 
-    plane: str = "auto"
-    acquisition: str = "auto"
-    device: str = "auto"
-    batch_size: Optional[int] = None
+    engine: EngineOptions = EngineOptions()
     output_type: str = "auto"
-    precision: str = "auto"
     extract_brain: bool = False
     replace_nonfinite: Optional[float] = None
-    adapt_seconds: float = 0.0
-    consistency: str = "kspace"
-    views: int = DEFAULT_VIEWS
+
+    def record(self) -> dict:
+        """Every option but the model (recorded by its identity), flat, as the BIDS sidecars store them."""
+        engine = self.engine
+        return {"plane": engine.plane, "acquisition": engine.acquisition, "device": engine.device,
+                "batch_size": engine.batch_size, "output_type": self.output_type, "precision": engine.precision,
+                "extract_brain": self.extract_brain, "replace_nonfinite": self.replace_nonfinite,
+                "adapt_seconds": engine.adapt_seconds, "consistency": engine.consistency, "views": engine.views}
 
 
 @dataclass
@@ -104,9 +104,9 @@ def _plane_for(volume, plane: str, input_path: Path) -> tuple[str, list[str]]:
     return axis, [f"slicing along {axis}, the slice axis {source} of {Path(input_path).name} declares"]
 
 
-def superresolve_file(input_path: Path, output: Path, *, model: Path | None = None,
-                      options: StackOptions = StackOptions(), mask: Path | None = None,
-                      mask_output: Path | None = None, output_format: str | None = None, series: str | None = None,
+def superresolve_file(input_path: Path, output: Path, *, options: StackOptions = StackOptions(),
+                      mask: Path | None = None, mask_output: Path | None = None, output_format: str | None = None,
+                      series: str | None = None,
                       progress_for: Callable[[str], Optional[Progress]] = lambda label: None) -> StackResult:
     """Super-resolve ``input_path`` x2 in-plane into ``output`` (never the input), atomically.
 
@@ -119,8 +119,6 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
     """
     if (options.extract_brain or mask_output) and not mask:
         raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)")
-    if options.batch_size is not None and options.batch_size < 1:
-        raise UserInputError("--batch must be at least 1")
     if options.output_type not in OUTPUT_TYPES:
         raise UserInputError(f"--output-type must be one of {', '.join(OUTPUT_TYPES)}")
     inputs = [input_path] + ([mask] if mask else [])
@@ -132,18 +130,15 @@ def superresolve_file(input_path: Path, output: Path, *, model: Path | None = No
                              "greyscale images only (write NIfTI, NRRD or MHA)")
     mask_voxels = read_mask_on_grid(mask, volume) if mask else None
     warnings = _mask_warnings(mask, mask_voxels, volume, input_path) if mask_voxels is not None else []
-    plane, plane_notes = _plane_for(volume, options.plane, input_path)
+    plane, plane_notes = _plane_for(volume, options.engine.plane, input_path)
+    engine = replace(options.engine, plane=plane)
     # Vector images (e.g. RGB, multi-echo) are super-resolved one component at a time.
     components = volume.voxels[..., None] if volume.components == 1 else volume.voxels
     results = []
     for component in range(components.shape[-1]):
         label = "superres" if volume.components == 1 else f"component {component + 1}/{volume.components}"
-        results.append(superresolve_acquired(
-            components[..., component], volume.geometry.spacing, acquisition=options.acquisition, plane=plane,
-            model=model,
-            device=options.device, batch_size=options.batch_size, mask_kji=mask_voxels,
-            progress=progress_for(label), precision=options.precision, adapt_seconds=options.adapt_seconds,
-            consistency=options.consistency, views=options.views))
+        results.append(superresolve_acquired(components[..., component], volume.geometry.spacing, engine,
+                                             mask_kji=mask_voxels, progress=progress_for(label)))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
     geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
     written, notes = [], plane_notes + [note for r in results for note in r.notes]

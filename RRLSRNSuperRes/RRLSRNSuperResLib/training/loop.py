@@ -17,13 +17,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..engine.precision import resolve_precision
 from ..imaging.consistency import project
 from ..imaging.degrade import bicubic_upsample, downsample
 from ..imaging.mri_acquisition import simulate_acquisition
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
+from ..model.optimizer_step import optimizer_step
+from ..model.precision import resolve_precision
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -52,7 +53,7 @@ class TrainingConfig:
     acquisition_fraction: float = 0.0  # share by imaging.mri_acquisition (T2 blur, partial Fourier, noise)
     intensity_jitter: float = 0.25
     seed: int = 0
-    precision: str = "auto"  # engine.precision: bf16 autocast where the CPU or GPU runs it natively
+    precision: str = "auto"  # model.precision: bf16 autocast where the CPU or GPU runs it natively
     initial_model: str = ""  # TorchScript model to fine-tune from ("" = random initialisation)
     consistent_output: bool = False  # loss and validation on the output made consistent with its LR, as the engine does
     bare_loss_weight: float = 1.0  # with consistent_output: weight of the unprojected output's loss, which keeps the
@@ -238,12 +239,24 @@ def initial_weights(path: Path) -> dict:
     return {name: value.clone() for name, value in load_model(path).state_dict().items()}
 
 
-def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, device: torch.device,
-          resume: bool = False, time_limit_s: float | None = None, validate_every: int = 1000,
-          log: Callable[[str], None] = print) -> Path:
-    """Train (or resume) and return the path of the best checkpoint by validation gain."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    last, best = out_dir / "last.pt", out_dir / "best.pt"
+@dataclass
+class _Progress:
+    """The state a run carries from step to step: model and optimizer, the (checkpoint's) config, the step,
+    the validation history and best selection gain, and the training loss summed since the last record."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainingConfig
+    step: int
+    history: list
+    best_gain: float
+    running: torch.Tensor
+    since_record: int = 0
+
+
+def _start(config: TrainingConfig, last: Path, device: torch.device, resume: bool,
+           log: Callable[[str], None]) -> _Progress:
+    """A new model (random or ``initial_model``) and optimizer, or the last checkpoint's when resuming."""
     torch.manual_seed(config.seed)
     torch.backends.cudnn.benchmark = device.type == "cuda"
     model = build_network(config.network)
@@ -259,54 +272,70 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
         log(f"resumed from {last} at step {step}")
-    compute_dtype = resolve_precision(config.precision, device)  # after a resume: the checkpoint's config
-    train_volumes = [v for v in volumes if v.role == "train"]
-    val_slices = validation_slices([v for v in volumes if v.role == "val"])
-    sampler = PatchSampler(train_volumes, config.patch + 2 * DEGRADATION_MARGIN, config.seed + step)
-    degradations = batch_degradations(config)
-    rng = np.random.default_rng(config.seed + 1 + step)
     best_gain = max((selection_gain(h, config) for h in history), default=-math.inf)
+    return _Progress(model, optimizer, config, step, history, best_gain, torch.zeros((), device=device))
+
+
+def _training_loss(model: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, degradations: list[str],
+                   config: TrainingConfig, compute_dtype) -> torch.Tensor:
+    """The paper's loss of the model on a batch, on its output made consistent with the LR when configured
+    (plus the bare output's, weighted, which keeps the network usable without the projection)."""
+    prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
+    if not config.consistent_output:
+        return rrlsrn_loss(prediction, hr, config.gdl_weight)
+    bare = prediction.float()
+    loss = rrlsrn_loss(project_consistent(bare, lr, degradations), hr, config.gdl_weight)
+    if config.bare_loss_weight:
+        loss = loss + config.bare_loss_weight * rrlsrn_loss(bare, hr, config.gdl_weight)
+    return loss
+
+
+def _record(run: _Progress, val_slices: list[np.ndarray], device: torch.device, seconds: float, out_dir: Path,
+            log: Callable[[str], None]) -> None:
+    """Validate, log the record, save ``last.pt``, and ``best.pt`` when the selection gain is the best yet."""
+    gains = validation_gain(run.model, val_slices, device, run.config.consistent_output)
+    record = {"step": run.step, "seconds": round(seconds, 1),
+              "loss": round(float(run.running) / run.since_record, 6),
+              "val_gain_bicubic_db": round(gains["bicubic"], 4),
+              "val_gain_kspace_db": round(gains["kspace"], 4),
+              "val_gain_mean": round((gains["bicubic"] + gains["kspace"]) / 2, 4)}
+    run.running, run.since_record = torch.zeros((), device=device), 0
+    run.history.append(record)
+    log(json.dumps(record))
+    save_checkpoint(out_dir / "last.pt", run.model, run.optimizer, run.step, run.config, run.history)
+    gain = selection_gain(record, run.config)
+    if gain > run.best_gain:
+        run.best_gain = gain
+        save_checkpoint(out_dir / "best.pt", run.model, run.optimizer, run.step, run.config, run.history)
+
+
+def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, device: torch.device,
+          resume: bool = False, time_limit_s: float | None = None, validate_every: int = 1000,
+          log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) and return the path of the best checkpoint by validation gain."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _start(config, out_dir / "last.pt", device, resume, log)
+    config = run.config  # after a resume: the checkpoint's
+    compute_dtype = resolve_precision(config.precision, device)
+    val_slices = validation_slices([v for v in volumes if v.role == "val"])
+    sampler = PatchSampler([v for v in volumes if v.role == "train"], config.patch + 2 * DEGRADATION_MARGIN,
+                           config.seed + run.step)
+    degradations = batch_degradations(config)
+    rng = np.random.default_rng(config.seed + 1 + run.step)
     started = time.monotonic()
-    # The mean training loss since the last record, summed on the device (no sync per step).
-    running, steps_since_record = torch.zeros((), device=device), 0
-    while step < config.steps:
+    while run.step < config.steps:
         hr_big = torch.from_numpy(sampler.batch(config.batch)).to(device, non_blocking=True)
         jitter = 1 + config.intensity_jitter * (2 * rng.random((config.batch, 1, 1, 1)) - 1)
-        hr_big = hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device)
-        lr, hr = make_pairs(hr_big, degradations, rng)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(config, step)
-        prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
-        if config.consistent_output:
-            bare = prediction.float()
-            loss = rrlsrn_loss(project_consistent(bare, lr, degradations), hr, config.gdl_weight)
-            if config.bare_loss_weight:
-                loss = loss + config.bare_loss_weight * rrlsrn_loss(bare, hr, config.gdl_weight)
-        else:
-            loss = rrlsrn_loss(prediction, hr, config.gdl_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        running += loss.detach()
-        steps_since_record += 1
+        lr, hr = make_pairs(hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device), degradations, rng)
+        loss = _training_loss(run.model, lr, hr, degradations, config, compute_dtype)
+        optimizer_step(run.optimizer, loss, learning_rate_at(config, run.step))
+        run.step += 1
+        run.running += loss.detach()  # summed on the device: no sync per step
+        run.since_record += 1
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
-        if step % validate_every == 0 or step == config.steps or out_of_time:
-            gains = validation_gain(model, val_slices, device, config.consistent_output)
-            record = {"step": step, "seconds": round(time.monotonic() - started, 1),
-                      "loss": round(float(running) / steps_since_record, 6),
-                      "val_gain_bicubic_db": round(gains["bicubic"], 4),
-                      "val_gain_kspace_db": round(gains["kspace"], 4),
-                      "val_gain_mean": round((gains["bicubic"] + gains["kspace"]) / 2, 4)}
-            running, steps_since_record = torch.zeros((), device=device), 0
-            history.append(record)
-            log(json.dumps(record))
-            save_checkpoint(last, model, optimizer, step, config, history)
-            gain = selection_gain(record, config)
-            if gain > best_gain:
-                best_gain = gain
-                save_checkpoint(best, model, optimizer, step, config, history)
+        if run.step % validate_every == 0 or run.step == config.steps or out_of_time:
+            _record(run, val_slices, device, time.monotonic() - started, out_dir, log)
         if out_of_time:
-            log(f"time limit reached at step {step}; resume with --resume")
+            log(f"time limit reached at step {run.step}; resume with --resume")
             break
-    return best
+    return out_dir / "best.pt"

@@ -2,7 +2,7 @@
 
 ``auto`` picks bfloat16 on CPUs with AVX512-BF16 or AMX (this project's CPU runs the bundled
 model 2x faster in it) and on CUDA GPUs that support it (float16 on older ones), float32
-elsewhere. The change in PSNR is measured on the MIALSRTK stacks (README). torch is imported
+elsewhere. The change in PSNR is measured on the MIALSRTK stacks (docs/results.md). torch is imported
 when a precision is resolved, so front ends can offer ``PRECISIONS`` without loading it.
 """
 

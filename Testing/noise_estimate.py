@@ -1,4 +1,7 @@
-"""Noise level of a stack from its own voxels, to set the noise of the training degradation.
+"""Noise level of a stack from its own voxels: how the noise range of the training degradation was set.
+
+Kept with the tests (the Lib itself does not estimate noise): it measured the real acquired
+scans that ``imaging.mri_acquisition``'s default noise range covers (docs/model-card.md).
 
 The finest diagonal Haar detail ``(a - b - c + d) / 2`` of each 2x2 in-plane block keeps white
 noise at its SD and cancels smooth anatomy; its median absolute value over tissue, / 0.6745
@@ -9,8 +12,7 @@ scanner interpolated (no finest-scale band) makes it too low, so it is meant for
 from __future__ import annotations
 
 import numpy as np
-
-from .intensity import foreground_threshold
+from RRLSRNSuperResLib.imaging.intensity import foreground_threshold
 
 _MAD_TO_SD = 0.6745
 
