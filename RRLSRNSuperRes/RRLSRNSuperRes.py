@@ -418,8 +418,9 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = status
 
     def _runLogic(self):
+        """The panel's run: in a background process (``processInBackground``), the module's options."""
         node = self._parameterNode
-        return self.logic.process(
+        return self.logic.processInBackground(
             node.inputVolume,
             self.logic.outputVolumeForRun(node),
             options=self.logic.engineOptions(node),
@@ -582,7 +583,8 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         then also written as a label map on the output's x2 grid (``brainMaskLabelmap(output)``).
         ``progress`` is a ``RRLSRNSuperResLib.errors.Progress``: when it returns False (or the
         brain segmentation leaves the scene), ``SuperResolutionCancelled`` is raised and nothing is
-        changed.
+        changed. The panel runs ``processInBackground``; this in-process path is for the self-test
+        and scripts.
         """
         from RRLSRNSuperResLib import superresolve_volume_node
 
@@ -601,7 +603,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         extensions run inference: a torch crash or out-of-memory ends that process, not Slicer,
         and Cancel kills it. ``PythonSlicer`` runs the project's ``rrlsrn superres`` on temporary
         NRRD files (the brain mask as one more, ``--mask``); the output grid, node rules, brain
-        mask label map and provenance are those of ``process``.
+        mask label map and provenance are those of ``process``. The panel's Apply runs this.
         """
         from RRLSRNSuperResLib.mrml.background import superresolve_volume_node_in_background
 

@@ -347,6 +347,7 @@ def test_apply_turns_into_cancel_and_repaints_before_torch_and_the_model_and_a_d
     widget._onProgress = lambda fraction, message: progress_calls.append(message) or show_progress(fraction, message)
     slicer.app.events[0] = [lambda: seen_at_first_repaint.append((widget.ui.applyButton.text, len(progress_calls))),
                             widget.onApplyButton]
+    monkeypatch.setattr(widget.logic, "process", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
 
     widget.onApplyButton()
 
@@ -392,6 +393,7 @@ def test_deleting_the_brain_segmentation_mid_run_stops_the_run_instead_of_failin
                           restrictToBrain=True)
     before = scalar_volume_count()
     slicer.app.events[2] = [lambda: slicer.mrmlScene.RemoveNode(segmentation)]
+    monkeypatch.setattr(widget.logic, "process", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
 
     widget.onApplyButton()  # tryWithErrorDisplay re-raises in testing mode: a failure would raise here
 
