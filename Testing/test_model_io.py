@@ -109,14 +109,16 @@ def test_without_torch_jit_the_engine_gives_the_same_volume_and_a_user_torchscri
         monkeypatch, mrml_tiny_model_path):
     import numpy as np
     from RRLSRNSuperResLib.engine import volume as engine
+    from RRLSRNSuperResLib.engine.options import EngineOptions
 
     voxels = np.random.default_rng(2).uniform(0, 300, (2, 20, 18)).astype(np.float32)
+    cpu_fp32 = EngineOptions(device="cpu", precision="fp32")
     engine._cached_model.cache_clear()
-    with_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), device="cpu", precision="fp32").voxels
+    with_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), cpu_fp32).voxels
     monkeypatch.delattr(torch.jit, "load")
     engine._cached_model.cache_clear()
     try:
-        without_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), device="cpu", precision="fp32").voxels
+        without_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), cpu_fp32).voxels
         with pytest.raises(UserInputError, match="cannot load TorchScript"):
             model_io.load_model(mrml_tiny_model_path)
     finally:

@@ -8,6 +8,7 @@ import numpy as np
 import slicer
 import slicer.util
 from RRLSRNSuperResLib import superresolve, superresolve_volume_node
+from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.mrml import voxel_transfer
 from RRLSRNSuperResLib.mrml.voxel_transfer import adopt_voxels
 from test_mrml_adapter import add_volume, ijk_to_ras, oblique_flipped_directions
@@ -51,7 +52,8 @@ def test_the_node_holds_exactly_the_engines_result_on_the_x2_grid(mrml_scene, mr
     source = add_volume(mrml_scene, voxels, directions=oblique_flipped_directions(5), origin=(4.0, -9.0, 21.5))
 
     output = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path, precision="fp32")
-    direct = superresolve(voxels, source.GetSpacing(), device="cpu", model=mrml_tiny_model_path, precision="fp32")
+    direct = superresolve(voxels, source.GetSpacing(), EngineOptions(device="cpu", model=mrml_tiny_model_path,
+                                                                   precision="fp32"))
 
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), direct.voxels)
     expected = ijk_to_ras(source) @ np.diag([0.5, 0.5, 1.0, 1.0])
