@@ -4,7 +4,8 @@ A native crash or an out-of-memory in torch would take Slicer and the user's uns
 down with it; in a child process it only ends that process, and its memory returns to the
 system when it ends. The child is the project's own command, ``python -m
 RRLSRNSuperResLib.cli.main superres IN.nrrd OUT.nrrd --progress-lines`` (in Slicer the
-interpreter is ``PythonSlicer``), on temporary NRRD files: it prints ``PROGRESS <fraction>
+interpreter is ``PythonSlicer``), on temporary NRRD files (with a brain mask, the mask as one
+more, ``--mask``, on the input's own IJKToRAS): it prints ``PROGRESS <fraction>
 <message>`` lines, which move the caller's progress callback, and a final ``RESULT <json>``
 line (slice axis, device, precision, seconds, notes). Cancel (the callback returning False,
 or a watched node removed) kills the child; the temporary folder is always removed, and no
