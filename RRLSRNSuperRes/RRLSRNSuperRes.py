@@ -80,7 +80,8 @@ Super-resolves brain MRI stacks x2 in-plane, slice by slice, with the deep robus
 network RRLSRN (Song, Wang et al., "Deep robust residual network for super-resolution of 2D
 fetal brain MRI", Scientific Reports 12, 2022). By default the slices are cut across the
 square-pixel plane (else along the thickest voxel axis); the result keeps the input's field
-of view, orientation and parent transform. Runs on a CUDA GPU when one works, otherwise on the CPU.
+of view, orientation and parent transform. Runs on a CUDA GPU (or Apple MPS on a Mac) when one
+works, otherwise on the CPU.
 """)
         self.parent.acknowledgementText = _("""
 The bundled sample (a clinical fetal brain T2-weighted stack and its brain mask) comes from the
@@ -97,14 +98,22 @@ https://github.com/Medical-Image-Analysis-Laboratory/mialsuperres), released und
 
 
 def registerSampleData() -> None:
-    """Offer the bundled stack in the Sample Data module; it loads from a local file, offline."""
+    """Offer the bundled stack in the Sample Data module; it loads from a local file, offline.
+
+    Slicer 5.12 separated a category's key from its title (``registerCustomSampleDataCategory``);
+    up to 5.10 the Sample Data module shows the key itself as the section title, so there the
+    readable title is the key.
+    """
     import SampleData
 
     logic = SampleData.SampleDataLogic
+    title = _("RRLSRN Super-Resolution")
+    category = title
     if hasattr(logic, "registerCustomSampleDataCategory"):  # Slicer 5.12 and later
-        logic.registerCustomSampleDataCategory(SAMPLE_CATEGORY, title=_("RRLSRN Super-Resolution"))
+        logic.registerCustomSampleDataCategory(SAMPLE_CATEGORY, title=title)
+        category = SAMPLE_CATEGORY
     logic.registerCustomSampleDataSource(
-        category=SAMPLE_CATEGORY,
+        category=category,
         sampleName=SAMPLE_NAME,
         thumbnailFileName=resourcePath("Icons", "RRLSRNSuperResSample.png"),
         uris=Path(resourcePath("SampleData", SAMPLE_FILE)).as_uri(),
@@ -143,7 +152,7 @@ class Device(enum.Enum):
 
     def label(self) -> str:
         return {
-            Device.AUTO: _("Auto (CUDA GPU if it works, else CPU)"),
+            Device.AUTO: _("Auto (CUDA GPU if it works, else Apple MPS on a Mac, else CPU)"),
             Device.CPU: _("CPU"),
             Device.CUDA: _("CUDA GPU"),
         }[self]
@@ -213,8 +222,16 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._running = False
-        self._cancelRequested = False
+        self._controller = None
+
+    @property
+    def controller(self):
+        """The Qt-free run state machine (``mrml.run_controller``); imported on first use, without torch."""
+        if self._controller is None:
+            from RRLSRNSuperResLib.mrml.run_controller import RunController
+
+            self._controller = RunController()
+        return self._controller
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -274,8 +291,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.onReload(self)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._running:  # the run stops at its next batch, adding nothing (the Lib sees the input go)
-            self._cancelRequested = True
+        self.controller.request_cancel()  # a run stops at its next batch, adding nothing
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -303,15 +319,21 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanApply(self) -> None:
         """Apply is enabled only for valid inputs; its tooltip says what is missing (or Cancel while running)."""
-        if self._running:
-            return
-        problem = self.logic.inputProblem(self._parameterNode) if self._parameterNode else _("No parameter node.")
-        self.ui.applyButton.enabled = not problem
-        self.ui.applyButton.toolTip = problem or _("Super-resolve the input volume x2 in-plane.")
+        self._showApplyButton()
         node = self._parameterNode
         hasInput = bool(node and node.inputVolume)
         self.ui.createMaskButton.enabled = hasInput
         self.ui.refineMaskButton.enabled = bool(hasInput and node.brainSegmentation)
+
+    def _showApplyButton(self) -> None:
+        """Show the controller's look of the Apply/Cancel button (the input is checked only while idle)."""
+        problem = ""
+        if not self.controller.running:
+            problem = self.logic.inputProblem(self._parameterNode) if self._parameterNode else _("No parameter node.")
+        look = self.controller.button(problem)
+        self.ui.applyButton.text = _(look.text)
+        self.ui.applyButton.toolTip = _(look.tooltip)
+        self.ui.applyButton.enabled = look.enabled
 
     def _updatePlaneHint(self) -> None:
         node = self._parameterNode
@@ -320,62 +342,85 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.ui.planeHintLabel.text = self.logic.describeSlicing(node.inputVolume, node.plane.value)
 
-    def _setRunning(self, running: bool) -> None:
-        self._running = running
-        self._cancelRequested = False
+    def _showRunning(self, running: bool) -> None:
         for section in (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton,
                         self.ui.maskCollapsibleButton, self.ui.advancedCollapsibleButton):
             section.enabled = not running
-        self.ui.applyButton.text = _("Cancel") if running else _("Super-resolve")
-        self.ui.applyButton.toolTip = _("Stop after the current batch; nothing is changed.") if running else ""
-        self.ui.applyButton.enabled = True
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = running
-        if not running:
-            self._checkCanApply()
+        self._checkCanApply()
 
     def _onProgress(self, fraction: float, message: str) -> bool:
         """Engine callback, once per batch: show progress, keep the GUI alive, report Cancel."""
+        self.controller.on_progress()  # start-up is over: from now on a click is Cancel
+        self._showApplyButton()
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.progressBar.format = f"%p%  {message}"
         slicer.app.processEvents()
-        return not self._cancelRequested
+        return self.controller.keep_going
 
     def onApplyButton(self) -> None:
-        if self._running:
-            self._cancelRequested = True
+        """Start a run, or Cancel it; a second click during the start-up is ignored (``RunController``)."""
+        from RRLSRNSuperResLib.mrml.run_controller import Click
+
+        click = self.controller.click()
+        if click is Click.CANCEL:
             self.ui.statusLabel.text = _("Cancelling after the current batch...")
+        if click is not Click.START:
+            self._showApplyButton()
             return
+        try:
+            if self._readyToRun():
+                self.ui.statusLabel.text = _("Starting: loading PyTorch and the model...")
+                self._showRunning(True)
+                slicer.app.processEvents()  # repaint (Apply is Cancel now) before the slow imports and model load
+                self._runAndReport()
+        finally:
+            self.controller.finish()
+            self._showRunning(False)
+
+    def _readyToRun(self) -> bool:
+        """The inputs are valid, PyTorch is installed (or the user let the PyTorch extension install
+        it), and a run that needs much memory or time was confirmed (``mrml.run_estimate``)."""
+        problem = self.logic.inputProblem(self._parameterNode)
+        if problem:  # Apply is disabled then; a script calling onApplyButton gets the reason
+            self.ui.statusLabel.text = _(problem)
+            return False
         with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed.")):
             torchAvailable = ensureTorch()
         if not torchAvailable:
             self.ui.statusLabel.text = _("PyTorch is needed to super-resolve; it was not installed.")
-            return
+            return False
+        estimate = self.logic.runEstimate(self._parameterNode)
+        if estimate.needs_confirmation and not slicer.util.confirmOkCancelDisplay(
+                _(estimate.message), windowTitle=_("Large super-resolution")):
+            self.ui.statusLabel.text = _("Not started.")
+            return False
+        return True
+
+    def _runAndReport(self) -> None:
+        """Run the logic and put the outcome in the status line: a result, a cancellation, or an error box."""
         from RRLSRNSuperResLib.errors import SuperResolutionCancelled
 
-        self.ui.statusLabel.text = _("Super-resolving...")
-        self._setRunning(True)
-        try:
-            # No wait cursor: the run is cancellable, and the progress bar shows that it is busy.
-            with slicer.util.tryWithErrorDisplay(_("Super-resolution failed.")):
-                try:
-                    output = self._runLogic()
-                except SuperResolutionCancelled as cancelled:
-                    self.ui.statusLabel.text = _("Cancelled; no volume was added or changed.") + f"\n{cancelled}"
-                    return
-                self._parameterNode.outputVolume = output
-                slicer.util.setSliceViewerLayers(background=output, fit=True)
-                status = self.logic.summary(output, self._parameterNode.device.value)
-                brainMask = self.logic.brainMaskLabelmap(output) if self._parameterNode.restrictToBrain else None
-                if brainMask:
-                    status += "\n" + _("Brain mask on the x2 grid: '{name}'.").format(name=brainMask.GetName())
-                self.ui.statusLabel.text = status
-        finally:
-            self._setRunning(False)
+        # No wait cursor: the run is cancellable, and the progress bar shows that it is busy.
+        with slicer.util.tryWithErrorDisplay(_("Super-resolution failed.")):
+            try:
+                output = self._runLogic()
+            except SuperResolutionCancelled as cancelled:
+                self.ui.statusLabel.text = _(self.controller.cancelled_status(cancelled))
+                return
+            self._parameterNode.outputVolume = output
+            slicer.util.setSliceViewerLayers(background=output, fit=True)
+            status = self.logic.summary(output, self._parameterNode.device.value)
+            brainMask = self.logic.brainMaskLabelmap(output) if self._parameterNode.restrictToBrain else None
+            if brainMask:
+                status += "\n" + _("Brain mask on the x2 grid: '{name}'.").format(name=brainMask.GetName())
+            self.ui.statusLabel.text = status
 
     def _runLogic(self):
+        """The panel's run: in a background process (``processInBackground``), the module's options."""
         node = self._parameterNode
-        return self.logic.process(
+        return self.logic.processInBackground(
             node.inputVolume,
             self.logic.outputVolumeForRun(node),
             options=self.logic.engineOptions(node),
@@ -402,6 +447,13 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Opening Segment Editor failed.")):
             self.logic.openInSegmentEditor(node.brainSegmentation, node.inputVolume)
+
+
+def pythonSlicerExecutable() -> str:
+    """Slicer's command-line Python (``PythonSlicer``, beside the application); outside Slicer, this Python."""
+    import shutil
+
+    return shutil.which("PythonSlicer") or sys.executable
 
 
 def ensureTorch() -> bool:
@@ -435,6 +487,7 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._bandwidthEstimates = None
 
     def getParameterNode(self):
         return RRLSRNSuperResParameterNode(super().getParameterNode())
@@ -457,25 +510,38 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         return output_node_for_run(parameterNode.inputVolume, parameterNode.outputVolume)
 
     @staticmethod
-    def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
-        """Why Super-resolve cannot run yet, or "" when it can."""
-        inputVolume = parameterNode.inputVolume
-        if not inputVolume:
-            return _("Select an input volume.")
-        if not inputVolume.GetImageData():
-            return _("The input volume has no voxels.")
-        if parameterNode.outputVolume is inputVolume:
-            return _("Choose an output other than the input (or 'Create new volume').")
-        if parameterNode.restrictToBrain and not parameterNode.brainSegmentation:
-            return _("Select or create a brain segmentation, or untick 'Restrict to the brain box'.")
-        return ""
+    def runEstimate(parameterNode: RRLSRNSuperResParameterNode):
+        """Memory and CPU time the run will take, and whether to ask first (``mrml.run_estimate``)."""
+        from RRLSRNSuperResLib.imaging.geometry import slice_axis
+        from RRLSRNSuperResLib.mrml.run_estimate import available_memory_bytes, estimate_run, runs_on_cpu
+
+        volume = parameterNode.inputVolume
+        size = volume.GetImageData().GetDimensions()
+        return estimate_run(size, slice_axis(volume.GetSpacing(), parameterNode.plane.value, size=size),
+                            slicer.util.arrayFromVolume(volume).dtype, parameterNode.outputType == OutputType.INPUT,
+                            runs_on_cpu(parameterNode.device.value), available_memory_bytes(),
+                            adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0)
 
     @staticmethod
-    def describeSlicing(volumeNode, plane: str) -> str:
+    def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
+        """Why Super-resolve cannot run yet, or "" when it can (``mrml.run_controller.input_problem``).
+
+        Label maps, vector and multi-component volumes, empty volumes and the frame of a 4D
+        sequence are refused here, before the click.
+        """
+        from RRLSRNSuperResLib.mrml.run_controller import input_problem
+
+        return input_problem(parameterNode.inputVolume, parameterNode.outputVolume,
+                             parameterNode.brainSegmentation, parameterNode.restrictToBrain)
+
+    def describeSlicing(self, volumeNode, plane: str) -> str:
         """E.g. "22 axial slices along K, in-plane 1.12 x 1.12 mm -> 0.56 x 0.56 mm", then the
-        effective in-plane resolution measured from the data (is the stack scanner-interpolated?)."""
-        from RRLSRNSuperResLib.imaging.bandwidth import estimate_bandwidth
+        effective in-plane resolution measured from the data (is the stack scanner-interpolated?).
+
+        The measurement is kept per input (``mrml.bandwidth_cache``): settings changes reuse it.
+        """
         from RRLSRNSuperResLib.imaging.geometry import slice_axis
+        from RRLSRNSuperResLib.mrml.bandwidth_cache import BandwidthEstimates
 
         spacing = volumeNode.GetSpacing()
         dims = volumeNode.GetImageData().GetDimensions()
@@ -488,8 +554,9 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
         text = _("{count} {anatomical} slices along {axis}, in-plane {a:.4g} x {b:.4g} mm -> {c:.4g} x {d:.4g} mm")
         text = text.format(count=dims[axis], anatomical=anatomical, axis="IJK"[axis],
                            a=inPlane[0], b=inPlane[1], c=inPlane[0] / 2, d=inPlane[1] / 2)
-        band = estimate_bandwidth(slicer.util.arrayFromVolume(volumeNode), spacing, axis)
-        return text + "\n" + band.describe()
+        if self._bandwidthEstimates is None:
+            self._bandwidthEstimates = BandwidthEstimates()
+        return text + "\n" + self._bandwidthEstimates.of(volumeNode, axis).describe()
 
     @staticmethod
     def engineOptions(parameterNode):
@@ -509,28 +576,60 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
     def process(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
                 brainSegmentation=None, progress: Optional[Callable] = None):
-        """Super-resolve ``inputVolume`` x2 in-plane; returns the output volume node.
+        """Super-resolve ``inputVolume`` x2 in-plane in this process; returns the output volume node.
 
         ``options``: an ``EngineOptions`` (None: the defaults; ``engineOptions(parameterNode)``
         gives the module's). ``outputVolume`` None adds a new node; a previous output is reused.
         ``brainSegmentation`` restricts the network to the brain's box, and its brain segment is
         then also written as a label map on the output's x2 grid (``brainMaskLabelmap(output)``).
-        ``progress`` is a ``RRLSRNSuperResLib.errors.Progress``: when it returns False,
-        ``SuperResolutionCancelled`` is raised and nothing is changed.
+        ``progress`` is a ``RRLSRNSuperResLib.errors.Progress``: when it returns False (or the
+        brain segmentation leaves the scene), ``SuperResolutionCancelled`` is raised and nothing is
+        changed. The panel runs ``processInBackground``; this in-process path is for the self-test
+        and scripts.
         """
         from RRLSRNSuperResLib import superresolve_volume_node
-        from RRLSRNSuperResLib.engine.options import DEFAULT_OPTIONS
 
-        call = {}
-        if keepInputType:
-            call["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+        def runInProcess(options, maskKJI, progress):
+            call = {} if maskKJI is None else {"mask_kji": maskKJI}
+            if keepInputType:
+                call["output_dtype"] = slicer.util.arrayFromVolume(inputVolume).dtype
+            # The adapter's documented keywords: the options' fields, the device among them.
+            return superresolve_volume_node(inputVolume, outputVolume, progress=progress, **vars(options), **call)
+
+        return self._runWithBrainMask(runInProcess, inputVolume, options, brainSegmentation, progress)
+
+    def processInBackground(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
+                            brainSegmentation=None, progress: Optional[Callable] = None):
+        """``process`` with the network in a separate process (``mrml.background``), as Slicer's AI
+        extensions run inference: a torch crash or out-of-memory ends that process, not Slicer,
+        and Cancel kills it. ``PythonSlicer`` runs the project's ``rrlsrn superres`` on temporary
+        NRRD files (the brain mask as one more, ``--mask``); the output grid, node rules, brain
+        mask label map and provenance are those of ``process``. The panel's Apply runs this.
+        """
+        from RRLSRNSuperResLib.mrml.background import superresolve_volume_node_in_background
+
+        def runInBackground(options, maskKJI, progress):
+            return superresolve_volume_node_in_background(inputVolume, outputVolume, python=pythonSlicerExecutable(),
+                                                          options=options, keep_input_type=keepInputType,
+                                                          mask_kji=maskKJI, progress=progress)
+
+        return self._runWithBrainMask(runInBackground, inputVolume, options, brainSegmentation, progress)
+
+    def _runWithBrainMask(self, run, inputVolume, options, brainSegmentation, progress):
+        """``run(options, maskKJI, progress)`` with what both paths share: the default options, the brain
+        mask on the input grid (KJI) before it, the x2 label map after it, a run stopped when the brain
+        segmentation leaves the scene, and the summary in the log."""
+        from RRLSRNSuperResLib.engine.options import DEFAULT_OPTIONS
+        from RRLSRNSuperResLib.mrml.run_controller import cancel_when_referenced_nodes_leave
+
+        options = options or DEFAULT_OPTIONS
+        progress = cancel_when_referenced_nodes_leave(progress, {"brain segmentation": brainSegmentation})
+        maskKJI = None
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume
 
-            call["mask_kji"] = brain_mask_on_volume(brainSegmentation, inputVolume)
-        options = options or DEFAULT_OPTIONS
-        # The adapter's documented keywords: the options' fields, the device among them.
-        output = superresolve_volume_node(inputVolume, outputVolume, progress=progress, **vars(options), **call)
+            maskKJI = brain_mask_on_volume(brainSegmentation, inputVolume)
+        output = run(options, maskKJI, progress)
         if brainSegmentation is not None:
             from RRLSRNSuperResLib.mrml.segmentations import brain_mask_on_volume_as_labelmap
 
@@ -561,7 +660,8 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
             name=outputVolume.GetName(), seconds=seconds, device=usedDevice.upper(),
             precision=outputVolume.GetAttribute(ATTRIBUTE_PRECISION) or "fp32")]
         if requestedDevice == "auto" and usedDevice == "cpu":
-            lines.append(_("Note: no working CUDA GPU was found, so the CPU was used (slower)."))
+            lines.append(_("Note: no working GPU (CUDA, or Apple MPS on a Mac) was found, so the CPU was used "
+                           "(slower)."))
         lines += [note for note in (outputVolume.GetAttribute(ATTRIBUTE_NOTES) or "").split("\n") if note]
         return "\n".join(lines)
 

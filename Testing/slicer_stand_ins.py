@@ -39,8 +39,10 @@ def application_scene() -> tuple[Any, Any]:
     volumes.SetMRMLScene(scene)
     segmentations = slicer.vtkSlicerSegmentationsModuleLogic()
     segmentations.SetMRMLScene(scene)
+    sequences = slicer.vtkSlicerSequencesLogic()  # registers the sequence and sequence browser nodes
+    sequences.SetMRMLScene(scene)
     slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
-    scene.rrlsrn_logics = (application_logic, colors, volumes, segmentations)  # keep them alive with the scene
+    scene.rrlsrn_logics = (application_logic, colors, volumes, segmentations, sequences)  # alive with the scene
     return scene, volumes
 
 
@@ -64,16 +66,26 @@ class _CoreIOManager:
 
 
 class Application:
-    """``slicer.app``: no event loop, testing mode on."""
+    """``slicer.app``: no event loop, testing mode on; a test queues the user's actions.
+
+    ``events[n]`` lists what the user did (clicks, node deletions: callables) while the
+    module was busy, delivered by the ``n``-th ``processEvents()`` call (0 = the first),
+    as Qt delivers queued input events when the module processes events.
+    """
 
     def __init__(self, volumes_logic: Any):
         self._io = _CoreIOManager(volumes_logic)
+        self.events: dict[int, list[Any]] = {}
+        self.processed = 0
 
     def coreIOManager(self) -> _CoreIOManager:  # noqa: N802
         return self._io
 
     def processEvents(self) -> None:  # noqa: N802
-        """Nothing is queued without a Qt event loop."""
+        """Deliver the user's actions queued for this call."""
+        delivered, self.processed = self.events.pop(self.processed, []), self.processed + 1
+        for event in delivered:
+            event()
 
     def connect(self, signal: str, slot: Any) -> None:
         """Signals never fire without Qt."""
@@ -105,6 +117,34 @@ class _ScriptedLoadableModuleLogic:
 class _ScriptedLoadableModuleTest(unittest.TestCase):
     def delayDisplay(self, message: str, msec: int = 1000) -> None:  # noqa: N802
         logging.info(message)
+
+
+class Widget:
+    """A widget of the module's .ui: the properties the module sets; its signals never fire."""
+
+    def __init__(self) -> None:
+        self.text, self.toolTip, self.format = "", "", ""
+        self.enabled, self.visible, self.value = True, True, 0
+
+    def connect(self, signal: str, slot: Any) -> None:
+        """No Qt signals here: a test calls the slot itself."""
+
+    def hide(self) -> None:
+        self.visible = False
+
+    def currentNode(self) -> None:  # noqa: N802
+        return None
+
+
+class Ui(types.SimpleNamespace):
+    """``self.ui``: every widget name the module asks for exists (the static test checks the .ui has it)."""
+
+    def __getattr__(self, name: str) -> Widget:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        widget = Widget()
+        setattr(self, name, widget)
+        return widget
 
 
 class _WithinRange:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -69,3 +70,75 @@ def test_a_bundled_model_that_does_not_match_its_card_is_refused(tmp_path, monke
     monkeypatch.setattr(model_io, "bundled_card_of", lambda path: card)
     with pytest.raises(UserInputError, match="SHA256"):
         model_io.load_model()
+
+
+BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "srcnn_x2"]
+
+
+def bundled(name: str) -> Path:
+    return bundled_model_path().with_name(f"{name}.pt")
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_each_bundled_model_ships_a_state_dict_its_card_checks(name):
+    card = model_io.read_model_card(bundled(name).with_suffix(".json"))
+    weights = bundled(name).with_name(card["state_dict"]["file"])
+    assert weights.suffix == ".pth" and weights.stat().st_size < 20e6
+    assert card["state_dict"]["sha256"] == model_io.sha256_of(weights)
+    assert torch.__version__ in card["torch_versions_tested"]
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_without_torch_jit_the_bundled_models_load_from_their_state_dicts_with_identical_outputs(name, monkeypatch):
+    """Issue 26 item 10: newer torch deprecates torch.jit, which loaded the bundled models."""
+    probe = torch.rand(2, 1, 23, 17, generator=torch.Generator().manual_seed(4))
+    scripted = model_io.load_model(bundled(name))
+    if name == "srcnn_x2" and not isinstance(scripted, torch.jit.ScriptModule):
+        pytest.skip(f"torch {torch.__version__} cannot load the SRCNN archive scripted by a newer torch")
+    assert isinstance(scripted, torch.jit.ScriptModule), "TorchScript is preferred while torch has it"
+    monkeypatch.delattr(torch.jit, "load")
+
+    plain = model_io.load_model(bundled(name))
+
+    assert not isinstance(plain, torch.jit.ScriptModule) and not plain.training
+    with torch.no_grad():
+        assert torch.equal(plain(probe), scripted(probe))
+
+
+def test_without_torch_jit_the_engine_gives_the_same_volume_and_a_user_torchscript_file_is_refused(
+        monkeypatch, mrml_tiny_model_path):
+    import numpy as np
+    from RRLSRNSuperResLib.engine import volume as engine
+    from RRLSRNSuperResLib.engine.options import EngineOptions
+
+    voxels = np.random.default_rng(2).uniform(0, 300, (2, 20, 18)).astype(np.float32)
+    cpu_fp32 = EngineOptions(device="cpu", precision="fp32")
+    engine._cached_model.cache_clear()
+    with_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), cpu_fp32).voxels
+    monkeypatch.delattr(torch.jit, "load")
+    engine._cached_model.cache_clear()
+    try:
+        without_jit = engine.superresolve(voxels, (1.0, 1.0, 3.0), cpu_fp32).voxels
+        with pytest.raises(UserInputError, match="cannot load TorchScript"):
+            model_io.load_model(mrml_tiny_model_path)
+    finally:
+        engine._cached_model.cache_clear()  # the other tests get TorchScript models again
+    np.testing.assert_array_equal(without_jit, with_jit)
+
+
+def test_a_bundled_model_scripted_by_a_newer_torch_loads_from_its_state_dict(monkeypatch, tmp_path):
+    """torch 2.8 (Python 3.9, Slicer 5.8) cannot load the SRCNN archive scripted by torch 2.13."""
+    def unknown_operator(*args, **kwargs):
+        raise RuntimeError("Unknown builtin op: aten::_upsample_lanczos2d_aa")
+
+    probe = torch.rand(1, 1, 15, 11, generator=torch.Generator().manual_seed(5))
+    scripted = model_io.load_model(bundled("srcnn_x2"))
+    monkeypatch.setattr(torch.jit, "load", unknown_operator)
+
+    plain = model_io.load_model(bundled("srcnn_x2"))
+
+    assert not isinstance(plain, torch.jit.ScriptModule)
+    with torch.no_grad():
+        assert torch.equal(plain(probe), scripted(probe))
+    with pytest.raises(UserInputError, match="could not be loaded as TorchScript"):
+        model_io.load_model(shutil.copy(bundled("srcnn_x2"), tmp_path))  # not bundled: nothing to fall back to

@@ -195,6 +195,48 @@ def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slice
     assert Path(slicer_module.resourcePath("Icons", "RRLSRNSuperResSample.png")).is_file()
 
 
+class SampleDataBefore512:
+    """Slicer 5.6-5.10's SampleData: its panel titles each section with the category key itself."""
+
+    sources: dict = {}
+
+    @classmethod
+    def registerCustomSampleDataSource(cls, category="Custom", **source):  # noqa: N802 (Slicer's API)
+        cls.sources.setdefault(category, []).append(source)
+
+    @classmethod
+    def sectionTitles(cls) -> list[str]:  # noqa: N802
+        return sorted(cls.sources)
+
+
+class SampleDataSince512(SampleDataBefore512):
+    """Slicer 5.12 and later: a category key and a separately registered title."""
+
+    titles: dict = {}
+
+    @classmethod
+    def registerCustomSampleDataCategory(cls, category, title):  # noqa: N802
+        cls.titles[category] = title
+
+    @classmethod
+    def sectionTitles(cls) -> list[str]:  # noqa: N802
+        return sorted(cls.titles.get(category, category) for category in cls.sources)
+
+
+@pytest.mark.parametrize("sample_data_logic", [SampleDataBefore512, SampleDataSince512])
+def test_the_sample_data_section_reads_well_on_every_supported_slicer(slicer_module, monkeypatch,
+                                                                      sample_data_logic):
+    """Issue 26 item 8: on Slicer 5.6-5.10 the section was titled with the raw key "RRLSRNSuperRes"."""
+    monkeypatch.setattr(sample_data_logic, "sources", {})
+    sample_data = types.ModuleType("SampleData")
+    sample_data.SampleDataLogic = sample_data_logic
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+
+    slicer_module.registerSampleData()
+
+    assert sample_data_logic.sectionTitles() == ["RRLSRN Super-Resolution"]
+
+
 def test_module_and_widget_find_resources_in_the_top_level_folder(slicer_module):
     """The base classes (and the developer-mode Edit UI button) would look in RRLSRNSuperRes/Resources."""
     parent = types.SimpleNamespace()
@@ -272,3 +314,223 @@ print("RAN IN SLICER PYTHON", sorted(refused & {{"skimage", "PIL", "matplotlib"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "RAN IN SLICER PYTHON ['PIL', 'matplotlib', 'skimage']" in result.stdout
+
+
+# The widget's own code, bound to a stand-in .ui (slicer_stand_ins.Ui): Apply/Cancel, refusals, outcomes.
+
+
+def bound_widget(module: types.ModuleType, monkeypatch, **fields):
+    """The widget as ``setup()`` leaves it: logic, parameter node (CPU), .ui; the slice views stood in."""
+    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda **kwargs: None, raising=False)
+    widget = module.RRLSRNSuperResWidget()
+    widget.ui = slicer_stand_ins.Ui()
+    widget.logic = module.RRLSRNSuperResLogic()
+    parameters = module.RRLSRNSuperResParameterNode()
+    for name, value in {"inputVolume": None, "outputVolume": None, "brainSegmentation": None,
+                        "device": module.Device.CPU, **fields}.items():
+        setattr(parameters, name, value)
+    widget._parameterNode = parameters
+    return widget
+
+
+def scalar_volume_count() -> int:
+    return slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+
+def test_apply_turns_into_cancel_and_repaints_before_torch_and_the_model_and_a_double_click_is_ignored(
+        slicer_module, monkeypatch):
+    """Issue 26 item 2: the second click of a double click (queued by Qt) used to cancel the run."""
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=add_slab(load_sample(slicer_module), 10, 2,
+                                                                           slice(120, 184)))
+    progress_calls, seen_at_first_repaint = [], []
+    show_progress = widget._onProgress
+    widget._onProgress = lambda fraction, message: progress_calls.append(message) or show_progress(fraction, message)
+    slicer.app.events[0] = [lambda: seen_at_first_repaint.append((widget.ui.applyButton.text, len(progress_calls))),
+                            widget.onApplyButton]
+    monkeypatch.setattr(widget.logic, "process", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
+
+    widget.onApplyButton()
+
+    assert seen_at_first_repaint == [("Cancel", 0)], "Cancel shown and painted before the first progress callback"
+    output = widget._parameterNode.outputVolume
+    assert output is not None and slicer.util.arrayFromVolume(output).shape == (2, 128, 128)
+    assert "done in" in widget.ui.statusLabel.text
+    assert (widget.ui.applyButton.text, widget.ui.applyButton.enabled) == ("Super-resolve", True)
+
+
+def test_a_click_once_the_run_has_started_cancels_it_and_adds_nothing(slicer_module, monkeypatch):
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=add_slab(load_sample(slicer_module), 10, 2,
+                                                                           slice(120, 184)))
+    before = scalar_volume_count()
+    slicer.app.events[2] = [widget.onApplyButton]  # during the second progress callback
+
+    widget.onApplyButton()
+
+    assert widget.ui.statusLabel.text == "Cancelled; no volume was added or changed."
+    assert scalar_volume_count() == before and widget._parameterNode.outputVolume is None
+    assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running
+
+
+def brain_box_segmentation(volume):
+    """A "Fetal brain" segmentation of ``volume``: its central box."""
+    from RRLSRNSuperResLib.mrml.segmentations import SEGMENT_NAME, set_segment_mask
+
+    segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "brain")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    segment_id = segmentation.GetSegmentation().AddEmptySegment("", SEGMENT_NAME)
+    mask = np.zeros(slicer.util.arrayFromVolume(volume).shape, np.uint8)
+    mask[:, 16:48, 16:48] = 1
+    set_segment_mask(segmentation, segment_id, mask, volume)
+    return segmentation
+
+
+def test_deleting_the_brain_segmentation_mid_run_stops_the_run_instead_of_failing_after_writing(
+        slicer_module, monkeypatch):
+    """Issue 26 item 3: the x2 label map step used to fail ("Super-resolution failed") after the output was written."""
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    segmentation = brain_box_segmentation(volume)
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume, brainSegmentation=segmentation,
+                          restrictToBrain=True)
+    before = scalar_volume_count()
+    slicer.app.events[2] = [lambda: slicer.mrmlScene.RemoveNode(segmentation)]
+    monkeypatch.setattr(widget.logic, "process", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
+
+    widget.onApplyButton()  # tryWithErrorDisplay re-raises in testing mode: a failure would raise here
+
+    assert widget.ui.statusLabel.text == ("Super-resolution stopped: the brain segmentation 'brain' was removed; "
+                                          "nothing was added.")
+    assert scalar_volume_count() == before
+
+
+def add_sequence_frame(volume):
+    """A 4D volume as Slicer loads it: a sequence of three frames shown through a proxy volume."""
+    scene = slicer.mrmlScene
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+    for time in range(3):
+        sequence.SetDataNodeAtValue(volume, str(time))
+    proxy = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "cine frame")
+    slicer.util.updateVolumeFromArray(proxy, slicer.util.arrayFromVolume(volume))
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
+    browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+    browser.AddProxyNode(proxy, sequence, False)
+    return proxy
+
+
+def test_sequence_frames_multi_component_volumes_and_label_maps_are_refused_before_the_click(slicer_module):
+    """Issue 26 item 7: a 4D frame and a 3-component volume passed the check (refused only after the click)."""
+    logic = slicer_module.RRLSRNSuperResLogic()
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 152))
+    parameters = types.SimpleNamespace(inputVolume=add_sequence_frame(volume), outputVolume=None,
+                                       restrictToBrain=False, brainSegmentation=None)
+    assert logic.inputProblem(parameters).startswith(
+        "The input 'cine frame' is the frame shown by the sequence 'cine browser' (a 4D volume)")
+    parameters.inputVolume, parameters.outputVolume = volume, parameters.inputVolume
+    assert logic.inputProblem(parameters).startswith("The output 'cine frame' is the frame shown by the sequence")
+
+    rgb = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "rgb")
+    image = vtk.vtkImageData()  # slicer.util's array helpers refuse 3 components in a scalar volume node
+    image.SetDimensions(8, 8, 2)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 3)
+    rgb.SetAndObserveImageData(image)
+    labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    slicer.util.updateVolumeFromArray(labels, np.zeros((2, 8, 8), np.uint8))
+    parameters.outputVolume = None
+    parameters.inputVolume = rgb
+    assert logic.inputProblem(parameters) == ("'rgb' has 3 components per voxel; RRLSRN needs a single-component "
+                                              "(greyscale) volume.")
+    parameters.inputVolume = labels
+    assert logic.inputProblem(parameters).startswith("'labels' is a label map")
+    parameters.inputVolume = volume
+    assert logic.inputProblem(parameters) == ""
+
+
+def test_settings_changes_reuse_the_bandwidth_estimate_until_the_voxels_change(slicer_module, monkeypatch):
+    """Issue 26 item 4: every parameter change measured the bandwidth over the whole volume again."""
+    from RRLSRNSuperResLib.imaging import bandwidth
+
+    estimates = []
+    measure = bandwidth.estimate_bandwidth
+    monkeypatch.setattr(bandwidth, "estimate_bandwidth", lambda *args: estimates.append(args[2]) or measure(*args))
+    volume = add_slab(load_sample(slicer_module), 8, 6, slice(100, 196))
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume)
+    described = []
+    for name, value in [("device", slicer_module.Device.AUTO), ("precision", slicer_module.Precision.FP32),
+                        ("batchSize", 4), ("plane", slicer_module.SlicingPlane.K), ("adaptToScan", True)]:
+        setattr(widget._parameterNode, name, value)
+        widget._onParameterNodeModified()
+        described.append(widget.ui.planeHintLabel.text)
+    assert estimates == [2] and len(set(described)) == 1 and "6 axial slices along K" in described[0]
+
+    widget._parameterNode.plane = slicer_module.SlicingPlane.J
+    widget._onParameterNodeModified()
+    widget._parameterNode.plane = slicer_module.SlicingPlane.K
+    widget._onParameterNodeModified()
+    assert estimates == [2, 1], "another slice axis is measured once, then both are kept"
+    slicer.util.arrayFromVolume(volume)[:] //= 2
+    slicer.util.arrayFromVolumeModified(volume)
+    widget._onParameterNodeModified()
+    assert estimates == [2, 1, 2], "new voxels are measured again"
+
+
+def test_a_run_above_the_memory_threshold_asks_first_and_a_no_starts_nothing(slicer_module, monkeypatch):
+    from RRLSRNSuperResLib.mrml import run_estimate
+
+    volume = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    widget = bound_widget(slicer_module, monkeypatch, inputVolume=volume)
+    monkeypatch.setattr(run_estimate, "available_memory_bytes", lambda: 100_000)  # bytes: the 164 kB run is too big
+    asked = []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, **kwargs: asked.append(text) and False)
+    before = scalar_volume_count()
+
+    widget.onApplyButton()
+
+    assert asked[0].startswith("The result will be 128 x 128 x 2 voxels and needs about 0.2 MB of memory "
+                               "(0.1 MB are free now)")
+    assert "more than the free memory" in asked[0]
+    assert widget.ui.statusLabel.text == "Not started." and scalar_volume_count() == before
+    assert widget.ui.applyButton.text == "Super-resolve" and not widget.controller.running
+
+
+def test_the_logic_runs_the_bundled_model_in_a_separate_process_with_progress(slicer_module):
+    """Issue 26 item 9: the network out of Slicer's process; outside Slicer the child is this Python."""
+    node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    logic = slicer_module.RRLSRNSuperResLogic()
+    fractions = []
+
+    output = logic.processInBackground(node, options=EngineOptions(device="cpu"), keepInputType=True,
+                                       progress=lambda fraction, message: fractions.append(fraction))
+    in_process = logic.process(node, options=EngineOptions(device="cpu"), keepInputType=True)
+
+    assert slicer_module.pythonSlicerExecutable() == sys.executable
+    assert output.GetName() == "slab x2 RRLSRN" and "done in" in logic.summary(output, "cpu")
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(output), slicer.util.arrayFromVolume(in_process))
+    assert slicer.util.arrayFromVolume(output).dtype == slicer.util.arrayFromVolume(node).dtype
+    assert fractions[-1] == 1.0 and len(fractions) >= 3
+
+
+def test_the_background_run_restricted_to_the_brain_equals_the_in_process_one(slicer_module):
+    """The panel runs in the background also with "Restrict to brain": the mask travels as a temporary NRRD."""
+    node = add_slab(load_sample(slicer_module), 10, 2, slice(120, 184))
+    segmentation = brain_box_segmentation(node)
+    logic = slicer_module.RRLSRNSuperResLogic()
+
+    output = logic.processInBackground(node, options=CPU, brainSegmentation=segmentation)
+    in_process = logic.process(node, options=CPU, brainSegmentation=segmentation)
+    unmasked = logic.process(node, options=CPU)
+
+    voxels = slicer.util.arrayFromVolume(output)
+    np.testing.assert_array_equal(voxels, slicer.util.arrayFromVolume(in_process))
+    assert not np.array_equal(voxels, slicer.util.arrayFromVolume(unmasked)), "the child used the mask"
+    labelmap = logic.brainMaskLabelmap(output)
+    assert labelmap is not None and slicer.util.arrayFromVolume(labelmap).shape == voxels.shape == (2, 128, 128)
+    assert slicer.util.arrayFromVolume(labelmap).sum() == 2 * 64 * 64, "the 32 x 32 box at x2, on 2 slices"
+
+
+def test_apply_without_a_valid_input_says_why_and_starts_nothing(slicer_module, monkeypatch):
+    widget = bound_widget(slicer_module, monkeypatch)
+    widget._checkCanApply()
+    assert (widget.ui.applyButton.enabled, widget.ui.applyButton.toolTip) == (False, "Select an input volume.")
+
+    widget.onApplyButton()  # as a script would: the disabled button cannot be clicked
+
+    assert widget.ui.statusLabel.text == "Select an input volume." and not widget.controller.running

@@ -328,3 +328,23 @@ def test_public_api_and_the_rrlsrn_command_resolve():
     assert create_brain_segmentation.__module__ == "RRLSRNSuperResLib.mrml.segmentations"
     (command,) = [entry for entry in importlib.metadata.entry_points(group="console_scripts") if entry.name == "rrlsrn"]
     assert command.load() is entry_point
+
+
+def test_errors_shown_in_slicer_name_the_panels_controls_not_command_line_flags(mrml_scene, monkeypatch):
+    """Issue 26 item 6: "--device cuda: ... or use --device cpu" reached Slicer's error box."""
+    from RRLSRNSuperResLib import create_brain_segmentation
+    from RRLSRNSuperResLib.engine import devices
+
+    monkeypatch.setattr(devices, "cuda_usable", lambda: False)
+    source = add_volume(mrml_scene, np.ones((2, 8, 8), np.float32))
+    with pytest.raises(UserInputError) as raised:
+        superresolve_volume_node(source, device="cuda")
+    assert str(raised.value).startswith("No working CUDA GPU was found") and "Device: CPU" in str(raised.value)
+    assert "--" not in str(raised.value)
+    with pytest.raises(UserInputError, match="--device cpu"):  # the command line keeps its flags
+        devices.select_device("cuda")
+
+    blank = add_volume(mrml_scene, np.zeros((12, 64, 64), np.float32), spacing=(1.0, 1.0, 3.0))
+    with pytest.raises(UserInputError) as raised:
+        create_brain_segmentation(blank)
+    assert "'Brain seed'" in str(raised.value) and "--" not in str(raised.value)

@@ -304,3 +304,25 @@ def test_imaging_is_the_foundation_cli_the_roof_and_mrml_the_only_slicer_door():
     assert not [room for room, targets in imports.items() if "cli" in targets]
     assert sorted(room for room, targets in imports.items() if targets & {"slicer", "qt", "ctk"}) == ["mrml"]
     assert not [module for module, _ in imports_of(MODULE_FILE) if module.startswith("RRLSRNSuperResLib.cli")]
+
+
+def flag_texts(node: ast.AST) -> list[str]:
+    """The string pieces of an expression that name a command-line flag ("--device cpu")."""
+    return [piece.value for piece in ast.walk(node)
+            if isinstance(piece, ast.Constant) and isinstance(piece.value, str) and re.search(r"--[a-z]", piece.value)]
+
+
+def test_errors_that_reach_slicer_name_no_command_line_flags():
+    """Issue 26 item 6: a message naming a flag also carries its Slicer wording (``in_slicer=``), without flags."""
+    worded = []
+    for path in slicer_facing_files():
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "UserInputError" and call.args):
+                continue
+            if flag_texts(call.args[0]):
+                in_slicer = [keyword.value for keyword in call.keywords if keyword.arg == "in_slicer"]
+                where = f"{path.relative_to(ROOT)}:{call.lineno}"
+                assert in_slicer, f"{where} names a flag and has no in_slicer wording"
+                assert not flag_texts(in_slicer[0]), f"{where}: the Slicer wording names a flag"
+                worded.append(where)
+    assert len(worded) >= 5, worded  # devices (2), precision, fetal brain mask (2)

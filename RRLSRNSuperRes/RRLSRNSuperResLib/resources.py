@@ -22,6 +22,7 @@ def resource_path(*parts: str) -> Path:
 # that alone, as the paper's own model was trained.
 _MRI_MODEL = "rrlsrn_x2"
 _MODEL_FOR_CONSISTENCY = {"bicubic": "rrlsrn_x2_bicubic"}
+_SRCNN_MODEL = "srcnn_x2"
 
 
 def bundled_model_path(consistency: str = "kspace") -> Path:
@@ -33,15 +34,15 @@ def bundled_model_card_path(consistency: str = "kspace") -> Path:
 
 
 def bundled_card_of(model_path: Path) -> Path | None:
-    """The card of a bundled RRLSRN model file, whose SHA256 it must match; None for other files."""
-    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values())
+    """The card of a bundled model file (RRLSRN, SRCNN), whose SHA256 it must match; None for other files."""
+    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values(), _SRCNN_MODEL)
     bundled = {resource_path("Models", name + ".pt").resolve() for name in names}
     return model_path.with_suffix(".json") if model_path.resolve() in bundled else None
 
 
 def bundled_srcnn_path() -> Path:
     """SRCNN, the learned baseline of ``rrlsrn report`` (not offered in the Slicer module)."""
-    return resource_path("Models", "srcnn_x2.pt")
+    return resource_path("Models", _SRCNN_MODEL + ".pt")
 
 
 def sample_volume_path() -> Path:

@@ -50,3 +50,16 @@ def terminal_progress(label: str, stream: Optional[TextIO] = None,
         return True
 
     return progress
+
+
+def progress_lines(stream: Optional[TextIO] = None) -> ProgressCallback:
+    """A progress callback for a parent process: one ``PROGRESS <fraction> <message>`` line per call.
+
+    Slicer's background run (``mrml.background``) starts ``rrlsrn superres --progress-lines``
+    and moves its progress bar from these lines; each is flushed at once.
+    """
+    def progress(fraction: float, message: str = "") -> bool:
+        print(f"PROGRESS {fraction:.6f} {message}", file=stream if stream is not None else sys.stdout, flush=True)
+        return True
+
+    return progress

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,17 +34,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "float32; float32: always, overshoot kept; input: the input's type, clipped")
     parser.add_argument("--replace-nonfinite", type=float, metavar="VALUE",
                         help="replace NaN/Inf voxels by VALUE instead of refusing the file")
+    # For a parent process (Slicer's background run): PROGRESS and RESULT lines on stdout.
+    parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the job; with ``--progress-lines`` a user error is also printed for the parent, in Slicer's words."""
+    from ..errors import UserInputError
+
+    try:
+        return _run(args)
+    except UserInputError as error:
+        if args.progress_lines:
+            print("ERROR " + json.dumps({"message": str(error), "in_slicer": error.in_slicer}), flush=True)
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..pipeline.stack import StackOptions, superresolve_file
-    from .progress_bar import terminal_progress
+    from .progress_bar import progress_lines, terminal_progress
 
     options = StackOptions(engine=engine_options_from_args(args), output_type=args.output_type,
                            extract_brain=args.extract_brain, replace_nonfinite=args.replace_nonfinite)
     result = superresolve_file(args.input, args.output, options=options, mask=args.mask,
                                mask_output=args.mask_output, output_format=args.output_format, series=args.series,
-                               progress_for=terminal_progress)
+                               progress_for=(lambda label: progress_lines()) if args.progress_lines
+                               else terminal_progress)
+    if args.progress_lines:
+        print("RESULT " + json.dumps({"slice_axis": result.slice_axis, "device": result.device, "precision":
+                                      result.precision, "seconds": result.seconds, "notes": result.notes}), flush=True)
     geometry = result.geometry
     print(f"{geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "

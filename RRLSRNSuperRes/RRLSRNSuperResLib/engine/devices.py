@@ -49,7 +49,10 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if cuda_usable() else "mps" if mps_usable() else "cpu")
     if name == "cuda" and not cuda_usable():
         raise UserInputError(
-            "--device cuda: no working CUDA GPU (check the driver and the torch build), or use --device cpu")
+            "--device cuda: no working CUDA GPU (check the driver and the torch build), or use --device cpu",
+            in_slicer="No working CUDA GPU was found: check the NVIDIA driver, and that the PyTorch extension "
+                      "installed a CUDA build of PyTorch; or choose Device: CPU (or Auto).")
     if name == "mps" and not mps_usable():
-        raise UserInputError("--device mps: Apple MPS is not available here; use --device cpu")
+        raise UserInputError("--device mps: Apple MPS is not available here; use --device cpu",
+                             in_slicer="Apple MPS is not available on this computer; choose Device: CPU (or Auto).")
     return torch.device(name)

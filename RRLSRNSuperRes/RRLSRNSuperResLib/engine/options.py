@@ -20,7 +20,7 @@ from .devices import DEVICES
 from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 
 ACQUISITIONS = ("auto", "as-is")
-ModelSource = Union[None, str, Path, "torch.jit.ScriptModule"]  # noqa: F821 (torch is imported on use)
+ModelSource = Union[None, str, Path, "torch.nn.Module"]  # noqa: F821 (torch is imported on use)
 DETAIL_MODES = ("auto", "full")
 Detail = Union[str, float]
 

@@ -70,7 +70,7 @@ def _cached_model(path: str) -> tuple[torch.jit.ScriptModule, int]:
 def resolve_model(model: ModelSource, consistency: str = "kspace") -> tuple[torch.jit.ScriptModule, int]:
     """The model (None: the bundled one for ``consistency``, ``resources.bundled_model_path``) and
     its halo (receptive radius); files are loaded, checked and cached once."""
-    if isinstance(model, torch.jit.ScriptModule):
+    if isinstance(model, torch.nn.Module):  # TorchScript modules are nn.Modules too
         return model, receptive_radius(model)
     return _cached_model(str(Path(model if model is not None else bundled_model_path(consistency)).resolve()))
 

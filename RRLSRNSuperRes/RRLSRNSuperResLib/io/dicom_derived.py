@@ -201,6 +201,15 @@ def _slice_dataset(shared: Any, geometry: Geometry, k: int, pixels: np.ndarray) 
     return dataset
 
 
+def _save_as_dicom_file(dataset: Any, path: Path) -> None:
+    """Write a conformant file (preamble, file meta): pydicom 3 calls it ``enforce_file_format``, pydicom 2
+    (Python 3.9, as in Slicer 5.8) ``write_like_original=False``."""
+    if int(require_pydicom().__version__.split(".")[0]) >= 3:
+        dataset.save_as(path, enforce_file_format=True)
+    else:
+        dataset.save_as(path, write_like_original=False)
+
+
 def write_derived_series(folder: Path, voxels_kji: np.ndarray, geometry: Geometry, source: DerivedSource,
                          derivation: str) -> int:
     """Write the volume as a derived MR series (one file a slice) into a new folder; returns the slice count.
@@ -220,7 +229,7 @@ def write_derived_series(folder: Path, voxels_kji: np.ndarray, geometry: Geometr
             reference = _source_reference(source, k, count)
             if reference is not None:
                 dataset.SourceImageSequence = reference
-            dataset.save_as(staging / f"IM{k + 1:05d}.dcm", enforce_file_format=True)
+            _save_as_dicom_file(dataset, staging / f"IM{k + 1:05d}.dcm")
         if folder.exists():
             folder.rmdir()  # checked empty before the work started
         os.replace(staging, folder)

@@ -42,6 +42,8 @@ from ..imaging.geometry import numpy_axis, slice_axis
 from ..imaging.overlap import dice
 
 BRAIN_LABEL = 1
+# The Slicer panel's words for "--seed" (UserInputError.in_slicer).
+_SLICER_SEED_HINT = "place a point inside the brain with 'Brain seed' and click 'Create brain mask' again"
 BACKGROUND_LABEL = 2
 _HULL_TOLERANCE = 1e-10  # a pixel centre on the hull's edge is inside
 
@@ -112,8 +114,9 @@ def fetal_brain_mask(
     brain = _clean(votes >= 0.5, spacing, centre - origin, through, settings)
     found_ml = mask_volume_ml(brain, spacing[::-1])
     if found_ml < NOT_BRAIN_LIKE_FRACTION * settings.brain_volume_ml[0]:
-        raise UserInputError(f"found no fetal brain ({found_ml:.1f} mL were left after the clean-up); is this a "
-                             "fetal brain stack? If so, give a seed inside the brain (--seed)")
+        found = f"found no fetal brain ({found_ml:.1f} mL were left after the clean-up); is this a fetal brain stack?"
+        raise UserInputError(f"{found} If so, give a seed inside the brain (--seed)",
+                             in_slicer=f"{found} If so, {_SLICER_SEED_HINT}")
     mask = np.zeros(image.shape, dtype=np.uint8)
     mask[box] = brain
     problems = implausibility(mask, spacing[::-1], settings)
@@ -211,10 +214,9 @@ def _candidate_votes(image: np.ndarray, spacing_kji: np.ndarray, centre_kji: np.
             candidates.append(ndimage.binary_fill_holes(marker_watershed(edge, markers) == BRAIN_LABEL))
     voters = [candidate for candidate in candidates if low <= candidate.sum() * voxel_ml <= high]
     if not voters:
-        raise UserInputError(
-            f"found no fetal-brain-sized region ({low:g}-{high:g} mL) around the seed; "
-            "give a seed inside the brain (--seed in the CLI)"
-        )
+        found = f"found no fetal-brain-sized region ({low:g}-{high:g} mL) around the seed;"
+        raise UserInputError(f"{found} give a seed inside the brain (--seed in the CLI)",
+                             in_slicer=f"{found} {_SLICER_SEED_HINT}")
     votes = np.mean(voters, axis=0, dtype=np.float32)
     # Linear interpolation back to the input grid keeps the boundary free of coarse staircases.
     fine = ndimage.zoom(votes, factors, order=1, mode="nearest", grid_mode=True)

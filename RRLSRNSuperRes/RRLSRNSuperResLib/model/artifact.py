@@ -4,6 +4,12 @@ A model file is only ever opened with ``torch.jit.load`` (a TorchScript archive 
 pickled Python code to run) after checking that it is a zip archive with TorchScript's
 layout; checkpoints use ``torch.load(weights_only=True)``. A bundled model must match the
 SHA256 in its card; every model must pass a shape self-check: N x 1 x H x W -> N x 1 x 2H x 2W.
+
+Each bundled model also ships as a plain state dict (``<name>.pth``, its SHA256 in the card's
+``state_dict`` entry), loaded with ``torch.load(weights_only=True)`` into the Lib's own network
+built from the card's config. TorchScript stays the exchange format while torch has it; newer
+torch deprecates ``torch.jit``, and where ``torch.jit.load`` is gone the bundled models load
+from their state dicts (Slicer's PyTorch extension installs the newest torch).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import torch
 from ..errors import UserInputError
 from ..resources import bundled_card_of, bundled_model_card_path, bundled_model_path
 from .network import NetworkConfig, build_network
+
+STATE_DICT_FORMAT = "torch.save of the network's state_dict, float32 CPU tensors; torch.load(weights_only=True)"
 
 
 def sha256_of(path: Path) -> str:
@@ -65,18 +73,74 @@ def read_model_card(path: Path | None = None) -> dict:
     return json.loads((path or bundled_model_card_path()).read_text())
 
 
-def load_model(path: Path | None = None) -> torch.jit.ScriptModule:
-    """Load a bundled model (SHA256-checked against its card; None: the MRI model) or a user's
-    TorchScript model, on CPU."""
-    path = Path(path) if path is not None else bundled_model_path()
+def torchscript_available() -> bool:
+    """Whether this torch can load TorchScript (``torch.jit.load``; deprecated in newer torch)."""
+    return callable(getattr(getattr(torch, "jit", None), "load", None))
+
+
+def network_config_of(card: dict) -> NetworkConfig:
+    """The architecture a bundled model was trained with (its card's training config)."""
+    return NetworkConfig(**card["training"]["config"]["network"])
+
+
+def export_state_dict(model_path: Path) -> dict:
+    """Write a bundled TorchScript model's weights beside it as ``<name>.pth``; returns the card's
+    ``state_dict`` entry (file, SHA256, format) for the caller to store in the card."""
+    weights_path = Path(model_path).with_suffix(".pth")
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in
+             torch.jit.load(str(model_path), map_location="cpu").state_dict().items()}
+    temporary = weights_path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    temporary.replace(weights_path)
+    return {"file": weights_path.name, "sha256": sha256_of(weights_path), "format": STATE_DICT_FORMAT}
+
+
+def _load_state_dict_model(model_path: Path, card_path: Path) -> torch.nn.Module:
+    card = read_model_card(card_path)
+    entry = card.get("state_dict")
+    if entry is None:
+        raise UserInputError(f"this PyTorch ({torch.__version__}) cannot load TorchScript, and bundled model "
+                             f"{model_path.name} has no state dict; install a PyTorch with torch.jit")
+    weights_path = model_path.with_name(entry["file"])
+    if not weights_path.is_file() or sha256_of(weights_path) != entry["sha256"]:
+        raise UserInputError(f"bundled weights {weights_path} are missing or do not match the SHA256 in the "
+                             "model card; reinstall")
+    model = build_network(network_config_of(card))
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model
+
+
+def _load_torchscript(path: Path, card_path: Path | None) -> torch.nn.Module | None:
+    """The TorchScript model; None for a bundled model this torch cannot load (then its state dict serves).
+
+    An archive scripted by a newer torch may call operators an older torch lacks (torch 2.8 cannot
+    load the SRCNN scripted by torch 2.13: ``aten::_upsample_lanczos2d_aa``).
+    """
     _check_torchscript_archive(path)
-    card = bundled_card_of(path)
-    if card is not None and sha256_of(path) != read_model_card(card)["sha256"]:
+    if card_path is not None and sha256_of(path) != read_model_card(card_path)["sha256"]:
         raise UserInputError(f"bundled model {path} does not match the SHA256 in its model card; reinstall")
+    if not torchscript_available():
+        if card_path is not None:
+            return None
+        raise UserInputError(f"this PyTorch ({torch.__version__}) cannot load TorchScript (torch.jit) models "
+                             f"such as {path}; use a PyTorch that has torch.jit, or the bundled model")
     try:
-        model = torch.jit.load(str(path), map_location="cpu")
+        return torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as error:
+        if card_path is not None:
+            return None
         raise UserInputError(f"model {path} could not be loaded as TorchScript: {error}") from error
+
+
+def load_model(path: Path | None = None) -> torch.nn.Module:
+    """Load a bundled model (SHA256-checked against its card; None: the MRI model) or a user's
+    TorchScript model, on CPU. A bundled model loads as TorchScript while this torch can load
+    it, else from its state dict into the Lib's network."""
+    path = Path(path) if path is not None else bundled_model_path()
+    card = bundled_card_of(path)
+    model = _load_torchscript(path, card)
+    if model is None:
+        model = _load_state_dict_model(path, card)
     model.eval()
     check_shapes(model)
     return model

@@ -39,7 +39,9 @@ def resolve_precision(name: str, device: torch.device) -> Optional[torch.dtype]:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
     if name == "fp16" and device.type != "cuda":
-        raise UserInputError("--precision fp16 runs on CUDA GPUs only; use bf16 or fp32 on the CPU")
+        raise UserInputError("--precision fp16 runs on CUDA GPUs only; use bf16 or fp32 on the CPU",
+                             in_slicer="Float16 precision runs on CUDA GPUs only; choose BFloat16 or Float32 "
+                                       "(or Auto) under Precision.")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 

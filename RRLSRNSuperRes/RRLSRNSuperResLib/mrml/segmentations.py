@@ -26,6 +26,7 @@ from slicer.util import arrayFromVolume, updateVolumeFromArray
 
 from ..errors import UserInputError
 from ..masks.fetal_brain import fetal_brain_mask
+from .messages import worded_for_slicer
 from .volumes import check_scalar_volume, place_beside
 
 SEGMENT_NAME = "Fetal brain"
@@ -47,6 +48,7 @@ BRAIN_TERMINOLOGY = (
 )
 
 
+@worded_for_slicer()
 def create_brain_segmentation(input_volume_node: Any, seed_ras: Sequence[float] | None = None) -> Any:
     """Add a segmentation with one segment "Fetal brain", initialised by the automatic mask.
 

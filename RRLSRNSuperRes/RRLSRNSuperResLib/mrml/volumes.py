@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import slicer
 import vtk
-from slicer.util import arrayFromVolume, updateVolumeFromArray
+from slicer.util import arrayFromVolume
 
 from ..errors import Progress, SuperResolutionCancelled, UserInputError
 from ..imaging.geometry import Geometry, upsampled_geometry
+from .messages import worded_for_slicer
+from .voxel_transfer import adopt_voxels
 
 if TYPE_CHECKING:
     from ..engine.volume import SuperResolutionResult
@@ -179,7 +181,8 @@ def place_beside(input_node: Any, output_node: Any) -> None:
         hierarchy.CreateItem(parent, output_node)
 
 
-def _in_scene(node: Any, scene: Any) -> bool:
+def node_in_scene(node: Any, scene: Any) -> bool:
+    """``node`` is still in ``scene`` (not removed, the scene not closed)."""
     return node.GetScene() is scene and scene.GetNodeByID(node.GetID()) is node
 
 
@@ -192,7 +195,7 @@ def _cancel_when_nodes_leave(progress: Progress | None, scene: Any, *nodes: Any)
     """
     def guarded(fraction: float, message: str) -> bool | None:
         answer = progress(fraction, message) if progress is not None else None
-        if not all(_in_scene(node, scene) for node in nodes):
+        if not all(node_in_scene(node, scene) for node in nodes):
             raise SuperResolutionCancelled(
                 "super-resolution stopped: the input or output volume was removed, or the scene closed; "
                 "nothing was added")
@@ -211,10 +214,13 @@ def _record_provenance(output_node: Any, input_node: Any, result: SuperResolutio
 
 
 def _write_output(output_node: Any, input_node: Any, result: SuperResolutionResult, geometry: Geometry) -> None:
-    """All node changes in one modify block, so observers see one consistent update."""
+    """All node changes in one modify block, so observers see one consistent update.
+
+    The result's voxels become the node's without a copy (``voxel_transfer.adopt_voxels``).
+    """
     disabled = output_node.StartModify()
     apply_geometry(output_node, geometry)
-    updateVolumeFromArray(output_node, result.voxels)
+    adopt_voxels(output_node, result.voxels)
     output_node.SetAndObserveTransformNodeID(input_node.GetTransformNodeID())
     _record_provenance(output_node, input_node, result)
     output_node.EndModify(disabled)
@@ -222,6 +228,7 @@ def _write_output(output_node: Any, input_node: Any, result: SuperResolutionResu
     place_beside(input_node, output_node)
 
 
+@worded_for_slicer()
 def superresolve_volume_node(
     input_volume_node: Any,
     output_volume_node: Any = None,
@@ -260,17 +267,37 @@ def superresolve_volume_node(
     call = {key: options.pop(key) for key in ("mask_kji", "output_dtype") if key in options}
     engine = EngineOptions(device=device, **options)  # checked before the scene is touched
 
+    check_run_nodes(input_volume_node, output_volume_node)
+    geometry = geometry_from_node(input_volume_node)
+    guarded = watch_run_nodes(progress, input_volume_node, output_volume_node)
+    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing, engine, progress=guarded,
+                                   **call)
+    return store_result(input_volume_node, output_volume_node, result, geometry)
+
+
+def check_run_nodes(input_volume_node: Any, output_volume_node: Any) -> None:
+    """Refuse a run before any work: the input a scalar volume in a scene, the output (if given) valid."""
     check_scalar_volume(input_volume_node)
     if input_volume_node.GetScene() is None:
         raise UserInputError(f"'{input_volume_node.GetName()}' is not in a scene")
     if output_volume_node is not None:
         _check_output(output_volume_node, input_volume_node)
-    geometry = geometry_from_node(input_volume_node)
+
+
+def watch_run_nodes(progress: Progress | None, input_volume_node: Any, output_volume_node: Any) -> Progress:
+    """``progress``, cancelling once the input or the given output node left the scene."""
     watched = [node for node in (input_volume_node, output_volume_node) if node is not None]
-    guarded = _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
-    result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing, engine, progress=guarded,
-                                   **call)
-    output_geometry = upsampled_geometry(geometry, result.slice_axis)
+    return _cancel_when_nodes_leave(progress, input_volume_node.GetScene(), *watched)
+
+
+def store_result(input_volume_node: Any, output_volume_node: Any, result: SuperResolutionResult,
+                 input_geometry: Geometry) -> Any:
+    """Write a finished run into ``output_volume_node`` (renamed after the input) or a new node.
+
+    ``result`` needs ``voxels`` (KJI), ``slice_axis``, ``device``, ``precision``, ``seconds`` and
+    ``notes``; the output grid is the x2 grid of ``input_geometry`` (the input's, taken before the run).
+    """
+    output_geometry = upsampled_geometry(input_geometry, result.slice_axis)
     if output_volume_node is None:
         output = _new_output_node(input_volume_node)
     else:
