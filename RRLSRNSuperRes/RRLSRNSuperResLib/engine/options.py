@@ -72,7 +72,9 @@ class EngineOptions:
             raise UserInputError(f"adaptation time must be 0 or more seconds, not {self.adapt_seconds}")
         object.__setattr__(self, "detail", parse_detail(self.detail))
         if self.consistency == "none" and self.detail not in DETAIL_MODES:
-            raise UserInputError("a detail gain needs a consistency projection (--consistency kspace or bicubic)")
+            raise UserInputError("a detail gain needs a consistency projection (--consistency kspace or bicubic)",
+                                 in_slicer="A detail gain needs the output kept consistent with the input: tick "
+                                           "'Keep the scanner's measured k-space'.")
 
 
 def parse_detail(text: Detail) -> Detail:
