@@ -30,10 +30,6 @@ def tiny_head(tmp_path):
 
 
 def test_runs_end_to_end_and_writes_every_method(tmp_path, capsys):
-    try:
-        from RRLSRNSuperResLib.reconstruction.reconstruct import reconstruct  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"reconstruction.reconstruct is not on this branch yet ({error}); runs once merged")
     volume, mask = tiny_head(tmp_path)
     out = tmp_path / "scores.json"
     status = cli.main(["evaluate-reconstruction", str(volume), "--mask", str(mask), "--motion", "moderate",
@@ -79,11 +75,6 @@ def test_prediction_scores_ignore_gain_and_offset_but_not_structure():
 
 
 def test_leave_one_out_runs_on_three_stacks_and_writes_json(tmp_path, capsys):
-    try:
-        from RRLSRNSuperResLib.reconstruction.reconstruct import reconstruct  # noqa: F401
-        from RRLSRNSuperResLib.reconstruction.stack_alignment import align_stack  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"the core's reconstruct or stack_alignment is not on this branch yet ({error}); runs once merged")
     import SimpleITK as sitk
     from RRLSRNSuperResLib.reconstruction import motion, simulation
 
