@@ -43,7 +43,7 @@ KEPT_KEYWORDS = (
     "ImagedNucleus", "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "EchoTime",
     "RepetitionTime", "InversionTime", "EchoTrainLength", "FlipAngle", "NumberOfAverages", "PixelBandwidth",
     "PercentSampling", "PercentPhaseFieldOfView", "AcquisitionMatrix", "InPlanePhaseEncodingDirection",
-    "ReceiveCoilName", "TransmitCoilName", "BodyPartExamined", "PatientPosition", "Laterality",
+    "ReceiveCoilName", "TransmitCoilName", "SliceThickness", "BodyPartExamined", "PatientPosition", "Laterality",
     "WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
 )
 # Type 1 attributes of the MR Image module with the values DICOM defines for "not known":
@@ -218,8 +218,6 @@ def write_derived_series(folder: Path, voxels_kji: np.ndarray, geometry: Geometr
     """
     stored, slope, intercept = encode_pixels(np.asarray(voxels_kji))
     shared = _series_attributes(source, derivation)
-    if source.header is not None and "SliceThickness" in source.header:
-        shared.SliceThickness = source.header.SliceThickness
     _pixel_attributes(shared, stored, slope, intercept)
     count = stored.shape[0]
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
