@@ -63,12 +63,14 @@ class ReconstructionFiles:
     notes: list[str] = field(default_factory=list)
 
 
-def output_paths(output: Path) -> dict[str, Path]:
-    """The volume, its brain mask beside it (``<name>_mask``) and its JSON sidecar (``<name>.json``)."""
+def output_paths(output: Path, mask_output: Optional[Path] = None) -> dict[str, Path]:
+    """The volume, its brain mask (``mask_output``, else ``<name>_mask`` beside it) and its JSON sidecar
+    (``<name>.json``)."""
     sidecar = sidecar_path(output)
     if sidecar is None:
         raise UserInputError(f"cannot tell the format of {output}: give a .nii.gz, .nii, .nrrd or .mha file")
-    mask = sidecar.with_name(sidecar.name[: -len(".json")] + MASK_SUFFIX + output.name[len(sidecar.stem):])
+    mask = Path(mask_output) if mask_output is not None else \
+        sidecar.with_name(sidecar.stem + MASK_SUFFIX + output.name[len(sidecar.stem):])
     return {"volume": output, "mask": mask, "sidecar": sidecar}
 
 
@@ -83,9 +85,7 @@ def check_job(job: ReconstructionJob) -> dict[str, Path]:
     if job.thickness_mm is not None and not job.thickness_mm > 0:
         raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}")
     inputs = [*job.stacks, *job.masks]
-    paths = output_paths(job.output)
-    if job.mask_output is not None:
-        paths["mask"] = Path(job.mask_output)
+    paths = output_paths(job.output, job.mask_output)
     if job.stack_labels and len(job.stack_labels) != len(job.stacks):
         raise ValueError("stack_labels must name every stack, in order")
     if check_volume_output(job.output, inputs) == "dicom":
