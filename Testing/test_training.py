@@ -154,7 +154,8 @@ def test_batch_shares_of_the_three_degradations():
 
 
 def test_checkpoints_are_chosen_by_the_degradations_they_are_trained_on():
-    """A bicubic-only model (the paper's recipe) is chosen on bicubic LR; a mixed one on the mean."""
+    """A bicubic-only model (the paper's recipe) is chosen on bicubic LR, a k-space-only one on k-space LR,
+    a mixed one on the mean."""
     from RRLSRNSuperResLib.training.loop import selection_gain
 
     record = {"val_gain_bicubic_db": 8.0, "val_gain_kspace_db": -3.0, "val_gain_mean": 2.5}
@@ -162,6 +163,9 @@ def test_checkpoints_are_chosen_by_the_degradations_they_are_trained_on():
     assert selection_gain(record, TrainingConfig(kspace_fraction=0.0)) == 8.0
     assert selection_gain(record, TrainingConfig()) == 2.5
     assert selection_gain(record, TrainingConfig(kspace_fraction=0.0, acquisition_fraction=0.25)) == 2.5
+    assert selection_gain(record, TrainingConfig(kspace_fraction=1.0)) == record["val_gain_kspace_db"]
+    assert selection_gain(record, TrainingConfig(kspace_fraction=0.5, acquisition_fraction=0.5)) == \
+        record["val_gain_kspace_db"]
 
 
 @pytest.mark.parametrize("bare_loss_weight", [0.0, 1.0])

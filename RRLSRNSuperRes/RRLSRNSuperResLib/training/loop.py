@@ -154,9 +154,13 @@ def batch_degradations(config: TrainingConfig) -> list[str]:
 
 def selection_gain(record: dict, config: TrainingConfig) -> float:
     """The validation gain a checkpoint is chosen by: over the degradations it is trained on
-    (a bicubic-only model, such as the paper's recipe, is not judged on k-space LR)."""
-    if set(batch_degradations(config)) == {"bicubic"}:
+    (a bicubic-only model, such as the paper's recipe, is not judged on k-space LR, nor a k-space-only
+    model, meant for the engine's k-space consistency, on bicubic LR)."""
+    trained = set(batch_degradations(config))
+    if trained == {"bicubic"}:
         return record["val_gain_bicubic_db"]
+    if "bicubic" not in trained:
+        return record["val_gain_kspace_db"]
     return record["val_gain_mean"]
 
 
