@@ -72,7 +72,7 @@ def test_a_bundled_model_that_does_not_match_its_card_is_refused(tmp_path, monke
         model_io.load_model()
 
 
-BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "srcnn_x2"]
+BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "rrlsrn_x2_kspace", "srcnn_x2"]
 
 
 def bundled(name: str) -> Path:

@@ -23,6 +23,9 @@ def resource_path(*parts: str) -> Path:
 _MRI_MODEL = "rrlsrn_x2"
 _MODEL_FOR_CONSISTENCY = {"bicubic": "rrlsrn_x2_bicubic"}
 _SRCNN_MODEL = "srcnn_x2"
+# Shipped for --model only, checked against its card like the others: fine-tuned on k-space LR
+# alone, better there, not yet the default (docs/model-card.md says why).
+_OPTIONAL_MODELS = ("rrlsrn_x2_kspace",)
 
 
 def bundled_model_path(consistency: str = "kspace") -> Path:
@@ -34,8 +37,9 @@ def bundled_model_card_path(consistency: str = "kspace") -> Path:
 
 
 def bundled_card_of(model_path: Path) -> Path | None:
-    """The card of a bundled model file (RRLSRN, SRCNN), whose SHA256 it must match; None for other files."""
-    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values(), _SRCNN_MODEL)
+    """The card of a bundled model file (RRLSRN, SRCNN, the optional ones), whose SHA256 it must match;
+    None for other files."""
+    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values(), _SRCNN_MODEL, *_OPTIONAL_MODELS)
     bundled = {resource_path("Models", name + ".pt").resolve() for name in names}
     return model_path.with_suffix(".json") if model_path.resolve() in bundled else None
 
