@@ -28,6 +28,8 @@ from ..reconstruction.stacks import Stack, on_x2_grid, stack_from_arrays
 from .stack import output_voxels
 
 MASK_SUFFIX = "_mask"
+SUPERRES_LABEL = "RRLSRN x2"  # + the stack's name: the progress label of its in-plane step
+RECONSTRUCTION_LABEL = "3D reconstruction"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,32 @@ class ReconstructionFiles:
     result: ReconstructionResult
     written: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def reconstruction_options(resolution_mm: float, engine: EngineOptions,
+                           motion_correction: bool = True) -> ReconstructionOptions:
+    """The reconstruction's options on the engine's device (``auto`` resolved), as every front end sets them."""
+    from ..engine.devices import select_device
+
+    return ReconstructionOptions(resolution_mm=resolution_mm, motion_correction=motion_correction,
+                                 device=str(select_device(engine.device)))
+
+
+def phase_spans(job: ReconstructionJob) -> dict[str, tuple[float, float]]:
+    """Each progress label of :func:`reconstruct_files` -> its part of one overall 0..1 scale: the RRLSRN
+    step shares the first half among the stacks (when it runs), the 3D reconstruction takes the rest."""
+    names = [_name(path) for path in job.stacks] if job.superres else []
+    share = 0.5 / len(names) if names else 0.0
+    spans = {f"{SUPERRES_LABEL} {name}": (index * share, (index + 1) * share) for index, name in enumerate(names)}
+    return {**spans, RECONSTRUCTION_LABEL: (share * len(names), 1.0)}
+
+
+def run_summary(files: ReconstructionFiles, job: ReconstructionJob) -> dict:
+    """What a front end reports of a finished job (JSON-able): time, device, template, rejections, notes."""
+    result = files.result
+    return {"seconds": round(result.seconds, 3), "device": job.reconstruction.device,
+            "template": _name(job.stacks[result.template_index]), "superres": job.superres,
+            "slices_rejected": int(result.parameters.get("slices_rejected", 0)), "notes": files.notes}
 
 
 def output_paths(output: Path, mask_output: Optional[Path] = None) -> dict[str, Path]:
@@ -143,8 +171,9 @@ def reconstruct_files(job: ReconstructionJob, progress_for: Callable[[str], Opti
     stacks, notes = [stack for stack, _ in read], [note for _, stack_notes in read for note in stack_notes]
     input_type = volumes[0].voxels.dtype
     if job.superres:
-        stacks = [superresolve_stack(stack, job.engine, progress_for(f"RRLSRN x2 {stack.name}")) for stack in stacks]
-    result = reconstruct(stacks, job.reconstruction, progress_for("3D reconstruction"))
+        stacks = [superresolve_stack(stack, job.engine, progress_for(f"{SUPERRES_LABEL} {stack.name}"))
+                  for stack in stacks]
+    result = reconstruct(stacks, job.reconstruction, progress_for(RECONSTRUCTION_LABEL))
     voxels, type_notes = output_voxels(np.clip(result.volume_kji, 0, None), input_type, "auto")
     write_volume(paths["volume"], voxels, result.geometry)
     write_volume(paths["mask"], result.mask_kji.astype(np.uint8), result.geometry)
