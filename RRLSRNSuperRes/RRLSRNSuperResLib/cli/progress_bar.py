@@ -54,20 +54,14 @@ def terminal_progress(label: str, stream: Optional[TextIO] = None,
     return progress
 
 
-def progress_lines(stream: Optional[TextIO] = None, label: str = "",
-                   span: tuple[float, float] = (0.0, 1.0)) -> ProgressCallback:
+def progress_lines(stream: Optional[TextIO] = None) -> ProgressCallback:
     """A progress callback for a parent process: one ``PROGRESS <fraction> <message>`` line per call.
 
     Slicer's background run (``mrml.background``) starts ``rrlsrn superres --progress-lines`` (or
-    ``reconstruct``) and moves its progress bar from these lines; each is flushed at once. A job of
-    several phases gives each its ``span`` of the parent's bar and its ``label`` before the message.
+    ``reconstruct``) and moves its progress bar from these lines; each is flushed at once.
     """
-    low, high = span
-
     def progress(fraction: float, message: str = "") -> bool:
-        text = f"{label}: {message}" if label and message else (label or message)
-        print(f"PROGRESS {low + (high - low) * fraction:.6f} {text}",
-              file=stream if stream is not None else sys.stdout, flush=True)
+        print(f"PROGRESS {fraction:.6f} {message}", file=stream if stream is not None else sys.stdout, flush=True)
         return True
 
     return progress

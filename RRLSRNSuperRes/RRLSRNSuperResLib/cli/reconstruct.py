@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..model.artifact import model_identity
     from ..pipeline.reconstruction import (
         ReconstructionJob,
-        phase_spans,
+        overall_progress,
         reconstruct_files,
         reconstruction_options,
         run_summary,
@@ -55,9 +55,8 @@ def _run(args: argparse.Namespace) -> int:
                             reconstruction=options)
     provenance = {"Model": model_identity(engine.model, engine.consistency) if args.superres else None,
                   "Command": args.command_line}
-    spans = phase_spans(job)
-    files = reconstruct_files(job, progress_for=(lambda label: progress_lines(label=label, span=spans[label]))
-                              if args.progress_lines else terminal_progress, provenance=provenance)
+    files = reconstruct_files(job, progress_for=overall_progress(job, progress_lines()) if args.progress_lines
+                              else terminal_progress, provenance=provenance)
     if args.progress_lines:
         print_result_line(run_summary(files, job))
     result = files.result

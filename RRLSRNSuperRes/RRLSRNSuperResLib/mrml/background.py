@@ -106,15 +106,21 @@ def write_mask_nrrd(mask_kji: np.ndarray, input_volume_node: Any, path: Path) ->
     write_nrrd(mask_node, path)
 
 
-def read_nrrd_voxels(path: Path) -> np.ndarray:
-    """The result's voxels (KJI) without a copy: the array views the VTK scalars read from the file,
-    and numpy's buffer reference keeps them alive after the scratch node is gone."""
-    node = slicer.vtkMRMLScalarVolumeNode()
+def read_nrrd_node(path: Path, node: Any = None) -> Any:
+    """A NRRD file read into ``node`` (default: a new scalar volume node, in no scene); its IJKToRAS comes
+    from the file's header (LPS or RAS space, as Slicer's reader converts it)."""
+    node = node if node is not None else slicer.vtkMRMLScalarVolumeNode()
     storage = slicer.vtkMRMLNRRDStorageNode()
     storage.SetFileName(str(path))
     if not storage.ReadData(node):
         raise RuntimeError(f"could not read the result {path}")
-    return arrayFromVolume(node)
+    return node
+
+
+def read_nrrd_voxels(path: Path) -> np.ndarray:
+    """The result's voxels (KJI) without a copy: the array views the VTK scalars read from the file,
+    and numpy's buffer reference keeps them alive after the scratch node is gone."""
+    return arrayFromVolume(read_nrrd_node(path))
 
 
 def _start(python: str, arguments: Sequence[str], folder: Path) -> tuple[subprocess.Popen, queue.Queue]:

@@ -74,19 +74,32 @@ def reconstruction_options(resolution_mm: float, engine: EngineOptions,
                                  device=str(select_device(engine.device)))
 
 
-def phase_spans(job: ReconstructionJob) -> dict[str, tuple[float, float]]:
-    """Each progress label of :func:`reconstruct_files` -> its part of one overall 0..1 scale: the RRLSRN
-    step shares the first half among the stacks (when it runs), the 3D reconstruction takes the rest."""
+def overall_progress(job: ReconstructionJob,
+                     progress: Optional[Progress]) -> Callable[[str], Optional[Progress]]:
+    """A ``progress_for`` of :func:`reconstruct_files` that reports every phase to one ``progress`` on one
+    0..1 scale, the phase's label before its message: the RRLSRN step shares the first half among the
+    stacks (when it runs), the 3D reconstruction takes the rest. A ``False`` answer still cancels."""
+    if progress is None:
+        return lambda label: None
     names = [_name(path) for path in job.stacks] if job.superres else []
     share = 0.5 / len(names) if names else 0.0
     spans = {f"{SUPERRES_LABEL} {name}": (index * share, (index + 1) * share) for index, name in enumerate(names)}
-    return {**spans, RECONSTRUCTION_LABEL: (share * len(names), 1.0)}
+    spans[RECONSTRUCTION_LABEL] = (share * len(names), 1.0)
+
+    def progress_for(label: str) -> Progress:
+        low, high = spans[label]
+        return lambda fraction, message="": progress(low + (high - low) * fraction,
+                                                     f"{label}: {message}" if message else label)
+
+    return progress_for
 
 
 def run_summary(files: ReconstructionFiles, job: ReconstructionJob) -> dict:
-    """What a front end reports of a finished job (JSON-able): time, device, template, rejections, notes."""
-    result = files.result
-    return {"seconds": round(result.seconds, 3), "device": job.reconstruction.device,
+    """What a front end reports of a finished job (JSON-able): the volume and mask files, time, device,
+    template stack (index and name), rejected slices, notes."""
+    result, paths = files.result, output_paths(job.output, job.mask_output)
+    return {"volume": str(paths["volume"]), "mask": str(paths["mask"]), "seconds": round(result.seconds, 3),
+            "device": job.reconstruction.device, "template_index": result.template_index,
             "template": _name(job.stacks[result.template_index]), "superres": job.superres,
             "slices_rejected": int(result.parameters.get("slices_rejected", 0)), "notes": files.notes}
 
