@@ -60,14 +60,14 @@ def add_slab(volume, first: int, count: int, rows: slice = slice(None), name: st
 
 def test_self_test_passes_under_unittests_runner_as_ctest_runs_it(slicer_module):
     result = run_self_test(slicer_module)
-    assert (result.testsRun, result.errors, result.failures, result.skipped) == (1, [], [], [])
+    assert (result.testsRun, result.errors, result.failures, result.skipped) == (2, [], [], [])
 
 
 def test_self_test_is_skipped_with_a_reason_where_torch_is_missing(slicer_module, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # importlib.util.find_spec then answers None
     result = run_self_test(slicer_module)
-    assert result.testsRun == 1 and not result.errors and not result.failures
-    assert len(result.skipped) == 1 and "PyTorch" in result.skipped[0][1]
+    assert result.testsRun == 2 and not result.errors and not result.failures
+    assert len(result.skipped) == 2 and "PyTorch" in result.skipped[0][1]
     slicer_module.RRLSRNSuperResTest().runTest()  # Reload and Test: reports the skip, raises nothing
 
 
@@ -179,20 +179,47 @@ def test_a_second_run_on_another_input_adds_a_new_volume_and_keeps_the_first(sli
     assert logic.outputVolumeForRun(parameters) is result_a, "a rerun on stack A replaces its own result"
 
 
-def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slicer_module, monkeypatch):
+def registered_samples(monkeypatch) -> dict:
+    """What the module registers with SampleData, by sample name (a stand-in ``SampleDataLogic``)."""
     registered = {}
     sample_data = types.ModuleType("SampleData")
     sample_data.SampleDataLogic = types.SimpleNamespace(
-        registerCustomSampleDataSource=lambda **kwargs: registered.update(kwargs))
+        registerCustomSampleDataSource=lambda **kwargs: registered.update({kwargs["sampleName"]: kwargs}))
     monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    return registered
+
+
+def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slicer_module, monkeypatch):
+    registered = registered_samples(monkeypatch)
 
     slicer_module.registerSampleData()
 
-    assert registered["fileNames"].startswith("RRLSRNSuperRes")
-    algorithm, digest = registered["checksums"].split(":")
+    sample = registered[slicer_module.SAMPLE_NAME]
+    assert sample["fileNames"].startswith("RRLSRNSuperRes")
+    algorithm, digest = sample["checksums"].split(":")
     path = slicer_module.resourcePath("SampleData", slicer_module.SAMPLE_FILE)
     assert algorithm == "SHA256" and digest == slicer.util.computeChecksum("SHA256", path)
     assert Path(slicer_module.resourcePath("Icons", "RRLSRNSuperResSample.png")).is_file()
+
+
+def test_the_six_reconstruction_stacks_and_their_masks_are_registered_in_the_same_order(slicer_module, monkeypatch):
+    from RRLSRNSuperResLib.resources import reconstruction_sample_paths
+
+    registered = registered_samples(monkeypatch)
+
+    slicer_module.registerSampleData()
+
+    stacks, masks = registered["FetalBrainT2Stacks"], registered["FetalBrainT2StackMasks"]
+    assert stacks["category"] == masks["category"] == registered["FetalBrainT2Stack"]["category"]
+    assert stacks["nodeNames"] == [f"sub-01_run-{run}_T2w" for run in range(1, 7)]
+    assert masks["nodeNames"] == [f"sub-01_run-{run}_T2w_desc-brain_mask" for run in range(1, 7)]
+    assert (stacks["loadFileProperties"], masks["loadFileProperties"]) == ({}, {"labelmap": True})
+    for sample, paths in zip((stacks, masks), reconstruction_sample_paths()):
+        assert [Path(uri[len("file://"):]) for uri in sample["uris"]] == paths and all(p.is_file() for p in paths)
+        assert len(set(sample["fileNames"])) == 6 and all(name.startswith("RRLSRNSuperRes-") for name in
+                                                           sample["fileNames"])
+        assert [checksum.split(":")[1] for checksum in sample["checksums"]] == [
+            slicer.util.computeChecksum("SHA256", str(path)) for path in paths]
 
 
 class SampleDataBefore512:

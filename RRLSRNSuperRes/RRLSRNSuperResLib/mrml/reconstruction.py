@@ -116,6 +116,15 @@ def check_request(request: ReconstructionRequest) -> None:
         raise UserInputError(f"the output resolution must be positive, not {request.resolution_mm} mm")
 
 
+def request_problem(request: ReconstructionRequest) -> str:
+    """Why a reconstruction cannot start (shown on the disabled Reconstruct button), or "" when it can."""
+    try:
+        check_request(request)
+    except UserInputError as refused:
+        return refused.in_slicer[:1].upper() + refused.in_slicer[1:] + "."
+    return ""
+
+
 def _file_stem(index: int, node: Any) -> str:
     """A file name stem that keeps the node's name readable in progress messages (no dots: they end a stem)."""
     return f"{index + 1}_" + (re.sub(r"[^A-Za-z0-9_-]+", "_", node.GetName() or "stack").strip("_") or "stack")

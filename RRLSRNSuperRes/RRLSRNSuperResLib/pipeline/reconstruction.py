@@ -121,10 +121,13 @@ def check_job(job: ReconstructionJob) -> dict[str, Path]:
         raise UserInputError(f"a 3D reconstruction needs at least 2 stacks (got {len(job.stacks)}); give stacks "
                              "in several orientations")
     if job.masks and len(job.masks) != len(job.stacks):
-        raise UserInputError(f"give one --mask per stack, in the same order ({len(job.masks)} masks for "
-                             f"{len(job.stacks)} stacks), or none for automatic masks")
+        counts = f"({len(job.masks)} masks for {len(job.stacks)} stacks)"
+        raise UserInputError(f"give one --mask per stack, in the same order {counts}, or none for automatic masks",
+                             in_slicer=f"check one brain mask per stack, in the stacks' order {counts}, or none for "
+                                       "automatic masks")
     if job.thickness_mm is not None and not job.thickness_mm > 0:
-        raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}")
+        raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}",
+                             in_slicer=f"the slice thickness must be positive, not {job.thickness_mm} mm")
     inputs = [*job.stacks, *job.masks]
     paths = output_paths(job.output, job.mask_output)
     if job.stack_labels and len(job.stack_labels) != len(job.stacks):
