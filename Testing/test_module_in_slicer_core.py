@@ -561,3 +561,80 @@ def test_apply_without_a_valid_input_says_why_and_starts_nothing(slicer_module, 
     widget.onApplyButton()  # as a script would: the disabled button cannot be clicked
 
     assert widget.ui.statusLabel.text == "Select an input volume." and not widget.controller.running
+
+
+# The 3D reconstruction section: Reconstruct/Cancel, refusals, outcome (stacks simulated as in the self-test).
+
+
+def simulated_stack_nodes(module: types.ModuleType):
+    """Three stacks (and label map masks on their grids) simulated from the self-test's oblique head."""
+    from RRLSRNSuperResLib.reconstruction.simulation import SimulationSettings, simulate_from_arrays
+
+    head, geometry = module.RRLSRNSuperResTest._simulatedHead()
+    stacks, masks = [], []
+    for simulated in simulate_from_arrays(head, head > 0, geometry, SimulationSettings(seed=3)):
+        stack = simulated.stack
+        ijk_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ stack.geometry.index_to_physical_matrix()
+        stacks.append(slicer.util.addVolumeFromArray(stack.voxels_kji.astype(np.float32), ijk_to_ras, stack.name))
+        masks.append(slicer.util.addVolumeFromArray(stack.mask_kji.astype(np.uint8), ijk_to_ras, stack.name + " mask",
+                                                    "vtkMRMLLabelMapVolumeNode"))
+    return stacks, masks
+
+
+def reconstruction_widget(module: types.ModuleType, monkeypatch, stacks, masks):
+    widget = bound_widget(module, monkeypatch, reconstructionResolution=1.6, reconstructionSuperRes=False)
+    widget.ui.stacksSelector.checked, widget.ui.stackMasksSelector.checked = stacks, masks
+    monkeypatch.setattr(widget.logic, "reconstruct", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
+    return widget
+
+
+def test_reconstruct_turns_into_cancel_locks_super_resolve_and_adds_a_new_volume(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks, masks)
+    seen = []
+    slicer.app.events[0] = [lambda: seen.append((widget.ui.reconstructButton.text, widget.ui.applyButton.enabled,
+                                                 widget.ui.stacksSelector.enabled))]
+    before = scalar_volume_count()
+
+    widget.onReconstructButton()
+
+    assert seen == [("Cancel", False, False)], "Cancel painted, Super-resolve and the stack list locked"
+    assert scalar_volume_count() == before + 1
+    result = slicer.mrmlScene.GetFirstNodeByName(f"{stacks[0].GetName()} 3D reconstruction")
+    assert result is not None and np.allclose(result.GetSpacing(), 1.6)
+    assert widget.ui.statusLabel.text.startswith(f"'{result.GetName()}' done in ")
+    assert "from 3 stacks (without the RRLSRN step)" in widget.ui.statusLabel.text
+    assert (widget.ui.reconstructButton.text, widget.ui.reconstructButton.enabled) == ("Reconstruct", True)
+    assert widget.ui.stacksSelector.enabled and not widget.reconstructionController.running
+
+
+def test_a_click_during_the_reconstruction_cancels_it_and_adds_nothing(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks, masks)
+    before_nodes = slicer.mrmlScene.GetNumberOfNodes()
+    slicer.app.events[3] = [widget.onReconstructButton]
+
+    widget.onReconstructButton()
+
+    assert widget.ui.statusLabel.text == "Cancelled; no volume was added or changed."
+    assert slicer.mrmlScene.GetNumberOfNodes() == before_nodes
+    assert widget.ui.reconstructButton.text == "Reconstruct" and not widget.reconstructionController.running
+
+
+def test_reconstruct_says_why_it_is_disabled_until_the_stacks_and_masks_pair(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks[:1], [])
+    widget._checkCanApply()
+    assert not widget.ui.reconstructButton.enabled
+    assert widget.ui.reconstructButton.toolTip.startswith("A 3D reconstruction needs at least 2 stacks (got 1)")
+
+    widget.ui.stacksSelector.checked, widget.ui.stackMasksSelector.checked = stacks, masks[:2]
+    widget._checkCanApply()
+    assert widget.ui.reconstructButton.toolTip.startswith("2 brain masks are checked for 3 stacks")
+    widget.ui.stackMasksSelector.checked = [masks[1], masks[0], masks[2]]
+    widget._checkCanApply()
+    assert "is not on that stack's grid. Masks pair with stacks in the order" in widget.ui.reconstructButton.toolTip
+
+    widget.ui.stackMasksSelector.checked = masks
+    widget._checkCanApply()
+    assert widget.ui.reconstructButton.enabled and widget.ui.reconstructButton.toolTip.startswith("Fuse the checked")
