@@ -16,11 +16,12 @@ import pytest
 import slicer
 import slicer.util
 import slicer_stand_ins
+import test_reconstruct_cli
 import vtk
 from RRLSRNSuperResLib.cli.main import main
 from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.errors import SuperResolutionCancelled, UserInputError
-from RRLSRNSuperResLib.io.volumes import read_volume, write_volume
+from RRLSRNSuperResLib.io.volumes import read_volume
 from RRLSRNSuperResLib.mrml.reconstruction import (
     ATTRIBUTE_STACK_NODE_IDS,
     ReconstructionRequest,
@@ -28,8 +29,6 @@ from RRLSRNSuperResLib.mrml.reconstruction import (
     reconstruct_stack_nodes,
 )
 from RRLSRNSuperResLib.mrml.segmentations import add_brain_segmentation
-from RRLSRNSuperResLib.reconstruction.simulation import SimulationSettings, simulate_from_arrays
-from test_evaluate_reconstruction_cli import tiny_head
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 RESOLUTION_MM = 1.6
@@ -46,21 +45,8 @@ def ijk_to_ras(node) -> np.ndarray:
     return slicer.util.arrayFromVTKMatrix(matrix)
 
 
-@pytest.fixture(scope="module")
-def stack_files(tmp_path_factory) -> tuple[list[Path], list[Path]]:
-    """Three orthogonal stacks (int16) and their brain masks, simulated from the oblique, off-origin tiny head."""
-    folder = tmp_path_factory.mktemp("recon_stacks")
-    head, mask = tiny_head(folder)
-    volume, brain = read_volume(head), read_volume(mask).voxels > 0
-    stacks, masks = [], []
-    for simulated in simulate_from_arrays(volume.voxels.astype(np.float64), brain, volume.geometry,
-                                          SimulationSettings(seed=3)):
-        stack = simulated.stack
-        stacks.append(folder / f"{stack.name}.nii.gz")
-        masks.append(folder / f"{stack.name}_mask.nii.gz")
-        write_volume(stacks[-1], np.clip(stack.voxels_kji, 0, None).astype(np.int16), stack.geometry)
-        write_volume(masks[-1], stack.mask_kji.astype(np.uint8), stack.geometry)
-    return stacks, masks
+# Three orthogonal int16 stacks and their masks, simulated from the oblique, off-origin tiny head (module scope).
+stack_files = test_reconstruct_cli.stack_files
 
 
 @pytest.fixture
