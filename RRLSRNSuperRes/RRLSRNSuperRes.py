@@ -408,11 +408,11 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showRunning(self, running: bool) -> None:
         """While a run goes on, every input is locked; the reconstruction section itself stays enabled, so
         that its Reconstruct button can be Cancel."""
-        for section in (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton,
-                        self.ui.maskCollapsibleButton, self.ui.advancedCollapsibleButton, self.ui.stacksSelector,
-                        self.ui.stackMasksSelector, self.ui.reconstructionResolutionSpinBox,
-                        self.ui.reconstructionSuperResCheckBox):
-            section.enabled = not running
+        for widget in (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton,
+                       self.ui.maskCollapsibleButton, self.ui.advancedCollapsibleButton, self.ui.stacksSelector,
+                       self.ui.stackMasksSelector, self.ui.reconstructionResolutionSpinBox,
+                       self.ui.reconstructionSuperResCheckBox):
+            widget.enabled = not running
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = running
         self._checkCanApply()
@@ -499,7 +499,7 @@ class RRLSRNSuperResWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 result = self.logic.reconstructInBackground(
                     self.ui.stacksSelector.checkedNodes(), self.ui.stackMasksSelector.checkedNodes(),
                     resolutionMm=node.reconstructionResolution, superRes=node.reconstructionSuperRes,
-                    options=self.logic.engineOptions(node), progress=self._onProgress)
+                    options=self.logic.reconstructionEngineOptions(node), progress=self._onProgress)
             except SuperResolutionCancelled as cancelled:
                 self.ui.statusLabel.text = _(self.reconstructionController.cancelled_status(cancelled))
                 return
@@ -681,6 +681,18 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
                              precision=parameterNode.precision.value, batch_size=parameterNode.batchSize or None,
                              adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0,
                              consistency="kspace" if parameterNode.keepMeasuredKSpace else "none")
+
+    @staticmethod
+    def reconstructionEngineOptions(parameterNode):
+        """The RRLSRN step's options in a 3D reconstruction: the panel's device, precision and batch size.
+
+        The slicing plane does not apply (each stack is cut along its own slice axis), and *Adapt to
+        this scan* is left out: it would add about a minute per stack.
+        """
+        from RRLSRNSuperResLib.engine.options import EngineOptions
+
+        return EngineOptions(device=parameterNode.device.value, precision=parameterNode.precision.value,
+                             batch_size=parameterNode.batchSize or None)
 
     def process(self, inputVolume, outputVolume=None, *, options=None, keepInputType: bool = False,
                 brainSegmentation=None, progress: Optional[Callable] = None):

@@ -102,6 +102,14 @@ def test_the_parameter_node_becomes_the_engines_options(slicer_module):
         plane="k", device="cpu", batch_size=4)
 
 
+def test_the_reconstruction_takes_the_panels_device_precision_and_batch_size_but_no_adaptation(slicer_module):
+    parameters = types.SimpleNamespace(plane=slicer_module.SlicingPlane.J, device=slicer_module.Device.CPU,
+                                       precision=slicer_module.Precision.BF16, batchSize=4, adaptToScan=True,
+                                       keepMeasuredKSpace=True)
+    assert slicer_module.RRLSRNSuperResLogic.reconstructionEngineOptions(parameters) == EngineOptions(
+        device="cpu", precision="bf16", batch_size=4)
+
+
 def test_the_output_keeps_the_measured_kspace_unless_told_not_to(slicer_module):
     from RRLSRNSuperResLib.imaging.degrade import downsample_slices
 
