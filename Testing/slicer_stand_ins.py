@@ -135,6 +135,10 @@ class Widget:
     def currentNode(self) -> None:  # noqa: N802
         return None
 
+    def checkedNodes(self) -> list:  # noqa: N802 (qMRMLCheckableNodeComboBox's API)
+        """The nodes a test checked (``widget.checked``), in the list's order."""
+        return list(getattr(self, "checked", []))
+
 
 class Ui(types.SimpleNamespace):
     """``self.ui``: every widget name the module asks for exists (the static test checks the .ui has it)."""

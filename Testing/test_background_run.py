@@ -81,14 +81,14 @@ def test_a_user_error_in_the_child_is_a_user_error_here_in_slicer_words(mrml_sce
 def test_the_result_read_back_is_not_copied_and_outlives_its_scratch_node(tmp_path):
     import gc
 
-    from RRLSRNSuperResLib.mrml.background import _read_nrrd_voxels, _write_nrrd
+    from RRLSRNSuperResLib.mrml.background import read_nrrd_voxels, write_nrrd
 
     node = slicer.vtkMRMLScalarVolumeNode()
     expected = np.random.default_rng(1).normal(size=(3, 4, 5)).astype(np.float32)
     slicer.util.updateVolumeFromArray(node, expected)
-    _write_nrrd(node, tmp_path / "result.nrrd")
+    write_nrrd(node, tmp_path / "result.nrrd")
 
-    voxels = _read_nrrd_voxels(tmp_path / "result.nrrd")
+    voxels = read_nrrd_voxels(tmp_path / "result.nrrd")
     gc.collect()
     _ = [np.full(60, 1e9, np.float32) for _ in range(200)]
 
@@ -104,8 +104,8 @@ def test_the_child_gets_every_engine_option_and_the_mask_file():
 
     assert command_arguments(options, 0, keep_input_type=True, mask=True) == [
         "--plane", "i", "--device", "cpu", "--precision", "bf16", "--acquisition", "as-is", "--consistency", "none",
-        "--views", "1", "--adapt", "2.5", "--output-type", "input", "--progress-lines", "--batch-size", "4",
-        "--model", "m.pt", "--mask", "mask.nrrd"]
+        "--views", "1", "--adapt", "2.5", "--batch-size", "4", "--model", "m.pt", "--output-type", "input",
+        "--progress-lines", "--mask", "mask.nrrd"]
 
 
 def test_a_loaded_model_cannot_travel_to_the_child():

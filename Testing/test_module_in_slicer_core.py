@@ -60,14 +60,14 @@ def add_slab(volume, first: int, count: int, rows: slice = slice(None), name: st
 
 def test_self_test_passes_under_unittests_runner_as_ctest_runs_it(slicer_module):
     result = run_self_test(slicer_module)
-    assert (result.testsRun, result.errors, result.failures, result.skipped) == (1, [], [], [])
+    assert (result.testsRun, result.errors, result.failures, result.skipped) == (2, [], [], [])
 
 
 def test_self_test_is_skipped_with_a_reason_where_torch_is_missing(slicer_module, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # importlib.util.find_spec then answers None
     result = run_self_test(slicer_module)
-    assert result.testsRun == 1 and not result.errors and not result.failures
-    assert len(result.skipped) == 1 and "PyTorch" in result.skipped[0][1]
+    assert result.testsRun == 2 and not result.errors and not result.failures
+    assert len(result.skipped) == 2 and "PyTorch" in result.skipped[0][1]
     slicer_module.RRLSRNSuperResTest().runTest()  # Reload and Test: reports the skip, raises nothing
 
 
@@ -100,6 +100,14 @@ def test_the_parameter_node_becomes_the_engines_options(slicer_module):
     parameters.batchSize, parameters.adaptToScan, parameters.keepMeasuredKSpace = 4, False, True
     assert slicer_module.RRLSRNSuperResLogic.engineOptions(parameters) == EngineOptions(
         plane="k", device="cpu", batch_size=4)
+
+
+def test_the_reconstruction_takes_the_panels_device_precision_and_batch_size_but_no_adaptation(slicer_module):
+    parameters = types.SimpleNamespace(plane=slicer_module.SlicingPlane.J, device=slicer_module.Device.CPU,
+                                       precision=slicer_module.Precision.BF16, batchSize=4, adaptToScan=True,
+                                       keepMeasuredKSpace=True)
+    assert slicer_module.RRLSRNSuperResLogic.reconstructionEngineOptions(parameters) == EngineOptions(
+        device="cpu", precision="bf16", batch_size=4)
 
 
 def test_the_output_keeps_the_measured_kspace_unless_told_not_to(slicer_module):
@@ -179,20 +187,47 @@ def test_a_second_run_on_another_input_adds_a_new_volume_and_keeps_the_first(sli
     assert logic.outputVolumeForRun(parameters) is result_a, "a rerun on stack A replaces its own result"
 
 
-def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slicer_module, monkeypatch):
+def registered_samples(monkeypatch) -> dict:
+    """What the module registers with SampleData, by sample name (a stand-in ``SampleDataLogic``)."""
     registered = {}
     sample_data = types.ModuleType("SampleData")
     sample_data.SampleDataLogic = types.SimpleNamespace(
-        registerCustomSampleDataSource=lambda **kwargs: registered.update(kwargs))
+        registerCustomSampleDataSource=lambda **kwargs: registered.update({kwargs["sampleName"]: kwargs}))
     monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    return registered
+
+
+def test_sample_is_registered_under_a_module_specific_name_with_its_sha256(slicer_module, monkeypatch):
+    registered = registered_samples(monkeypatch)
 
     slicer_module.registerSampleData()
 
-    assert registered["fileNames"].startswith("RRLSRNSuperRes")
-    algorithm, digest = registered["checksums"].split(":")
+    sample = registered[slicer_module.SAMPLE_NAME]
+    assert sample["fileNames"].startswith("RRLSRNSuperRes")
+    algorithm, digest = sample["checksums"].split(":")
     path = slicer_module.resourcePath("SampleData", slicer_module.SAMPLE_FILE)
     assert algorithm == "SHA256" and digest == slicer.util.computeChecksum("SHA256", path)
     assert Path(slicer_module.resourcePath("Icons", "RRLSRNSuperResSample.png")).is_file()
+
+
+def test_the_six_reconstruction_stacks_and_their_masks_are_registered_in_the_same_order(slicer_module, monkeypatch):
+    from RRLSRNSuperResLib.resources import reconstruction_sample_paths
+
+    registered = registered_samples(monkeypatch)
+
+    slicer_module.registerSampleData()
+
+    stacks, masks = registered["FetalBrainT2Stacks"], registered["FetalBrainT2StackMasks"]
+    assert stacks["category"] == masks["category"] == registered["FetalBrainT2Stack"]["category"]
+    assert stacks["nodeNames"] == [f"sub-01_run-{run}_T2w" for run in range(1, 7)]
+    assert masks["nodeNames"] == [f"sub-01_run-{run}_T2w_desc-brain_mask" for run in range(1, 7)]
+    assert (stacks["loadFileProperties"], masks["loadFileProperties"]) == ({}, {"labelmap": True})
+    for sample, paths in zip((stacks, masks), reconstruction_sample_paths()):
+        assert [Path(uri[len("file://"):]) for uri in sample["uris"]] == paths and all(p.is_file() for p in paths)
+        assert len(set(sample["fileNames"])) == 6 and all(name.startswith("RRLSRNSuperRes-") for name in
+                                                           sample["fileNames"])
+        assert [checksum.split(":")[1] for checksum in sample["checksums"]] == [
+            slicer.util.computeChecksum("SHA256", str(path)) for path in paths]
 
 
 class SampleDataBefore512:
@@ -534,3 +569,80 @@ def test_apply_without_a_valid_input_says_why_and_starts_nothing(slicer_module, 
     widget.onApplyButton()  # as a script would: the disabled button cannot be clicked
 
     assert widget.ui.statusLabel.text == "Select an input volume." and not widget.controller.running
+
+
+# The 3D reconstruction section: Reconstruct/Cancel, refusals, outcome (stacks simulated as in the self-test).
+
+
+def simulated_stack_nodes(module: types.ModuleType):
+    """Three stacks (and label map masks on their grids) simulated from the self-test's oblique head."""
+    from RRLSRNSuperResLib.reconstruction.simulation import SimulationSettings, simulate_from_arrays
+
+    head, geometry = module.RRLSRNSuperResTest._simulatedHead()
+    stacks, masks = [], []
+    for simulated in simulate_from_arrays(head, head > 0, geometry, SimulationSettings(seed=3)):
+        stack = simulated.stack
+        ijk_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ stack.geometry.index_to_physical_matrix()
+        stacks.append(slicer.util.addVolumeFromArray(stack.voxels_kji.astype(np.float32), ijk_to_ras, stack.name))
+        masks.append(slicer.util.addVolumeFromArray(stack.mask_kji.astype(np.uint8), ijk_to_ras, stack.name + " mask",
+                                                    "vtkMRMLLabelMapVolumeNode"))
+    return stacks, masks
+
+
+def reconstruction_widget(module: types.ModuleType, monkeypatch, stacks, masks):
+    widget = bound_widget(module, monkeypatch, reconstructionResolution=1.6, reconstructionSuperRes=False)
+    widget.ui.stacksSelector.checked, widget.ui.stackMasksSelector.checked = stacks, masks
+    monkeypatch.setattr(widget.logic, "reconstruct", lambda *args, **kwargs: pytest.fail("the panel runs in a child"))
+    return widget
+
+
+def test_reconstruct_turns_into_cancel_locks_super_resolve_and_adds_a_new_volume(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks, masks)
+    seen = []
+    slicer.app.events[0] = [lambda: seen.append((widget.ui.reconstructButton.text, widget.ui.applyButton.enabled,
+                                                 widget.ui.stacksSelector.enabled))]
+    before = scalar_volume_count()
+
+    widget.onReconstructButton()
+
+    assert seen == [("Cancel", False, False)], "Cancel painted, Super-resolve and the stack list locked"
+    assert scalar_volume_count() == before + 1
+    result = slicer.mrmlScene.GetFirstNodeByName(f"{stacks[0].GetName()} 3D reconstruction")
+    assert result is not None and np.allclose(result.GetSpacing(), 1.6)
+    assert widget.ui.statusLabel.text.startswith(f"'{result.GetName()}' done in ")
+    assert "from 3 stacks (without the RRLSRN step)" in widget.ui.statusLabel.text
+    assert (widget.ui.reconstructButton.text, widget.ui.reconstructButton.enabled) == ("Reconstruct", True)
+    assert widget.ui.stacksSelector.enabled and not widget.reconstructionController.running
+
+
+def test_a_click_during_the_reconstruction_cancels_it_and_adds_nothing(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks, masks)
+    before_nodes = slicer.mrmlScene.GetNumberOfNodes()
+    slicer.app.events[3] = [widget.onReconstructButton]
+
+    widget.onReconstructButton()
+
+    assert widget.ui.statusLabel.text == "Cancelled; no volume was added or changed."
+    assert slicer.mrmlScene.GetNumberOfNodes() == before_nodes
+    assert widget.ui.reconstructButton.text == "Reconstruct" and not widget.reconstructionController.running
+
+
+def test_reconstruct_says_why_it_is_disabled_until_the_stacks_and_masks_pair(slicer_module, monkeypatch):
+    stacks, masks = simulated_stack_nodes(slicer_module)
+    widget = reconstruction_widget(slicer_module, monkeypatch, stacks[:1], [])
+    widget._checkCanApply()
+    assert not widget.ui.reconstructButton.enabled
+    assert widget.ui.reconstructButton.toolTip.startswith("A 3D reconstruction needs at least 2 stacks (got 1)")
+
+    widget.ui.stacksSelector.checked, widget.ui.stackMasksSelector.checked = stacks, masks[:2]
+    widget._checkCanApply()
+    assert widget.ui.reconstructButton.toolTip.startswith("2 brain masks are checked for 3 stacks")
+    widget.ui.stackMasksSelector.checked = [masks[1], masks[0], masks[2]]
+    widget._checkCanApply()
+    assert "is not on that stack's grid. Masks pair with stacks in the order" in widget.ui.reconstructButton.toolTip
+
+    widget.ui.stackMasksSelector.checked = masks
+    widget._checkCanApply()
+    assert widget.ui.reconstructButton.enabled and widget.ui.reconstructButton.toolTip.startswith("Fuse the checked")

@@ -81,3 +81,32 @@ def test_user_errors_are_one_line_and_write_nothing(stack_files, tmp_path, capsy
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
     assert not list(tmp_path.glob("out*"))
+
+
+def test_for_a_parent_process_a_user_error_is_an_error_line_in_slicer_words(stack_files, tmp_path, capsys):
+    """``--progress-lines`` (Slicer's background run): the refusal also goes to stdout as ``ERROR <json>``."""
+    stacks, masks = stack_files
+    assert main(["reconstruct", *map(str, stacks), "--mask", str(masks[0]), "--output", str(tmp_path / "out.nrrd"),
+                 "--no-superres", "--progress-lines"]) == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR ")
+    reported = json.loads(lines[0][len("ERROR "):])
+    assert reported["message"].startswith("give one --mask per stack, in the same order (1 masks for 3 stacks)")
+    assert reported["in_slicer"].startswith("check one brain mask per stack, in the stacks' order (1 masks for 3")
+
+
+def test_progress_lines_run_on_one_rising_scale_over_every_phase():
+    from RRLSRNSuperResLib.pipeline.reconstruction import ReconstructionJob, overall_progress
+
+    reports = []
+    job = ReconstructionJob(stacks=(Path("a.nii.gz"), Path("b.nii.gz")), output=Path("out.nii.gz"))
+    progress_for = overall_progress(job, lambda fraction, message: reports.append((fraction, message)))
+    for label in ("RRLSRN x2 a", "RRLSRN x2 b", "3D reconstruction"):
+        progress_for(label)(0.0, "")
+        progress_for(label)(1.0, "done")
+    assert reports == [(0.0, "RRLSRN x2 a"), (0.25, "RRLSRN x2 a: done"), (0.25, "RRLSRN x2 b"),
+                       (0.5, "RRLSRN x2 b: done"), (0.5, "3D reconstruction"), (1.0, "3D reconstruction: done")]
+    no_superres = overall_progress(ReconstructionJob(stacks=job.stacks, output=job.output, superres=False),
+                                   lambda fraction, message: reports.append((fraction, message)))
+    no_superres("3D reconstruction")(0.5, "")
+    assert reports[-1] == (0.5, "3D reconstruction")

@@ -36,6 +36,7 @@ WIDGETS_FOR_TYPES = {
     "vtkMRMLSegmentationNode": "qMRMLNodeComboBox",
     "bool": "QCheckBox",
     "int": "QSpinBox",
+    "float": "QDoubleSpinBox",
 }
 
 
@@ -171,7 +172,10 @@ def test_module_file_passes_ruff():
 
 # What Slicer's Python can import: its SuperBuild's packages, Slicer's own modules, torch (through
 # the PyTorch extension, installed on demand before first use) and this Lib.
-SLICER_PYTHON_PACKAGES = {"numpy", "scipy", "SimpleITK", "vtk", "slicer", "qt", "ctk", "torch", "RRLSRNSuperResLib"}
+# pydicom: Slicer ships it for its DICOM module (SuperBuild/External_python-dicom-requirements.cmake); the Lib
+# reaches it only on DICOM paths (a DICOM folder read, a DICOM series written), through io.dicom.require_pydicom.
+SLICER_PYTHON_PACKAGES = {"numpy", "scipy", "SimpleITK", "vtk", "slicer", "qt", "ctk", "torch", "pydicom",
+                          "RRLSRNSuperResLib"}
 SLICER_MODULES_THE_MODULE_FILE_USES = {"SampleData", "PyTorchUtils"}
 
 

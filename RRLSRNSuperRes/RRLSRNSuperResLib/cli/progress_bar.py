@@ -9,6 +9,8 @@ tqdm; the Lib that Slicer imports does not.
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import sys
 from typing import Callable, Optional, TextIO
@@ -55,11 +57,29 @@ def terminal_progress(label: str, stream: Optional[TextIO] = None,
 def progress_lines(stream: Optional[TextIO] = None) -> ProgressCallback:
     """A progress callback for a parent process: one ``PROGRESS <fraction> <message>`` line per call.
 
-    Slicer's background run (``mrml.background``) starts ``rrlsrn superres --progress-lines``
-    and moves its progress bar from these lines; each is flushed at once.
+    Slicer's background run (``mrml.background``) starts ``rrlsrn superres --progress-lines`` (or
+    ``reconstruct``) and moves its progress bar from these lines; each is flushed at once.
     """
     def progress(fraction: float, message: str = "") -> bool:
         print(f"PROGRESS {fraction:.6f} {message}", file=stream if stream is not None else sys.stdout, flush=True)
         return True
 
     return progress
+
+
+def run_for_parent(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``run(args)``; with ``--progress-lines`` a user error is also printed for the parent as an ``ERROR
+    <json>`` line (its message and its Slicer wording), then raised as usual."""
+    from ..errors import UserInputError
+
+    try:
+        return run(args)
+    except UserInputError as error:
+        if args.progress_lines:
+            print("ERROR " + json.dumps({"message": str(error), "in_slicer": error.in_slicer}), flush=True)
+        raise
+
+
+def print_result_line(summary: dict) -> None:
+    """The ``RESULT <json>`` line a parent reads once the job succeeded."""
+    print("RESULT " + json.dumps(summary), flush=True)

@@ -26,24 +26,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-motion-correction", dest="motion_correction", action="store_false",
                         help="trust the headers: no stack alignment and no slice-to-volume registration")
     add_engine_options(parser)
+    # For a parent process (Slicer's background run): PROGRESS, then RESULT (or ERROR) lines on stdout.
+    parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.devices import select_device
+    """Run the job; with ``--progress-lines`` a user error is also printed for the parent, in Slicer's words."""
+    from .progress_bar import run_for_parent
+
+    return run_for_parent(_run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..model.artifact import model_identity
-    from ..pipeline.reconstruction import ReconstructionJob, reconstruct_files
-    from ..reconstruction.reconstruct import ReconstructionOptions
-    from .progress_bar import terminal_progress
+    from ..pipeline.reconstruction import (
+        ReconstructionJob,
+        overall_progress,
+        reconstruct_files,
+        reconstruction_options,
+        run_summary,
+    )
+    from .progress_bar import print_result_line, progress_lines, terminal_progress
 
     engine = engine_options_from_args(args)
-    options = ReconstructionOptions(resolution_mm=args.resolution, motion_correction=args.motion_correction,
-                                    device=str(select_device(engine.device)))
+    options = reconstruction_options(args.resolution, engine, args.motion_correction)
     job = ReconstructionJob(stacks=tuple(args.stacks), output=args.output, masks=tuple(args.mask),
                             superres=args.superres, thickness_mm=args.thickness, engine=engine,
                             reconstruction=options)
     provenance = {"Model": model_identity(engine.model, engine.consistency) if args.superres else None,
                   "Command": args.command_line}
-    files = reconstruct_files(job, progress_for=terminal_progress, provenance=provenance)
+    files = reconstruct_files(job, progress_for=overall_progress(job, progress_lines()) if args.progress_lines
+                              else terminal_progress, provenance=provenance)
+    if args.progress_lines:
+        print_result_line(run_summary(files, job))
     result = files.result
     size = "x".join(str(n) for n in result.geometry.size)
     rejected = result.parameters.get("slices_rejected", 0)

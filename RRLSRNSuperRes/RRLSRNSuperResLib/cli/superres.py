@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -40,19 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; with ``--progress-lines`` a user error is also printed for the parent, in Slicer's words."""
-    from ..errors import UserInputError
+    from .progress_bar import run_for_parent
 
-    try:
-        return _run(args)
-    except UserInputError as error:
-        if args.progress_lines:
-            print("ERROR " + json.dumps({"message": str(error), "in_slicer": error.in_slicer}), flush=True)
-        raise
+    return run_for_parent(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..pipeline.stack import StackOptions, superresolve_file
-    from .progress_bar import progress_lines, terminal_progress
+    from .progress_bar import print_result_line, progress_lines, terminal_progress
 
     options = StackOptions(engine=engine_options_from_args(args), output_type=args.output_type,
                            extract_brain=args.extract_brain, replace_nonfinite=args.replace_nonfinite)
@@ -61,8 +55,8 @@ def _run(args: argparse.Namespace) -> int:
                                progress_for=(lambda label: progress_lines()) if args.progress_lines
                                else terminal_progress)
     if args.progress_lines:
-        print("RESULT " + json.dumps({"slice_axis": result.slice_axis, "device": result.device, "precision":
-                                      result.precision, "seconds": result.seconds, "notes": result.notes}), flush=True)
+        print_result_line({"slice_axis": result.slice_axis, "device": result.device, "precision": result.precision,
+                           "seconds": result.seconds, "notes": result.notes})
     geometry = result.geometry
     print(f"{geometry.size[0]}x{geometry.size[1]}x{geometry.size[2]} voxels of "
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "

@@ -76,12 +76,15 @@ def choose_series(folder: Path, wanted: Optional[str]) -> Series:
     listing = "\n".join(item.line() for item in series)
     if wanted is None:
         raise UserInputError(f"folder {folder} holds {len(series)} DICOM series; choose one with --series "
-                             f"UID|NUMBER|DESCRIPTION:\n  number  description{' ' * 22}slices  size  UID\n{listing}")
+                             f"UID|NUMBER|DESCRIPTION:\n  number  description{' ' * 22}slices  size  UID\n{listing}",
+                             in_slicer=f"folder {folder} holds {len(series)} DICOM series; load the one to use "
+                                       "with the DICOM module")
     matches = [item for item in series if wanted in (item.uid, item.number)
                or wanted.casefold() == item.description.casefold()]
     if len(matches) != 1:
         problem = "matches none" if not matches else f"matches {len(matches)}"
-        raise UserInputError(f"--series {wanted!r} {problem} of the series in {folder}:\n{listing}")
+        raise UserInputError(f"--series {wanted!r} {problem} of the series in {folder}:\n{listing}",
+                             in_slicer=f"the series {wanted!r} {problem} of the series in {folder}")
     return matches[0]
 
 
@@ -99,7 +102,9 @@ def refuse_one_file_of_a_series(path: Path) -> None:
     siblings = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)
     if len(siblings) > 1:
         raise UserInputError(f"{path} is one file of DICOM series {uid} ({len(siblings)} files in {path.parent}); "
-                             f"give the folder instead: {path.parent} (with --series {uid} if it holds several)")
+                             f"give the folder instead: {path.parent} (with --series {uid} if it holds several)",
+                             in_slicer=f"{path} is one file of DICOM series {uid}; load the series with the DICOM "
+                                       "module")
 
 
 def read_series(series: Series) -> Any:

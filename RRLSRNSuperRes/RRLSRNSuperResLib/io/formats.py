@@ -67,15 +67,20 @@ def check_volume_output(output: Path | str, inputs: list[Path | str], output_for
         if inferred is None:
             raise UserInputError(
                 f"cannot tell the format of {output.name!r}: end it in .nii.gz, .nii, .nrrd or .mha, "
-                "or give --output-format dicom and a folder")
+                "or give --output-format dicom and a folder",
+                in_slicer=f"cannot tell the format of {output.name!r}: end it in .nii.gz, .nii, .nrrd or .mha")
         output_format = inferred
     if output_format not in OUTPUT_FORMATS:
-        raise UserInputError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+        raise UserInputError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}",
+                             in_slicer=f"the output format must be one of {', '.join(OUTPUT_FORMATS)}, not "
+                                       f"{output_format!r}")
     if output_format == "dicom":
         return _check_dicom_folder(output, inputs)
     if inferred != output_format:
         raise UserInputError(f"{output.name!r} does not end in {' or '.join(EXTENSIONS[output_format])}, "
-                             f"as --output-format {output_format} needs")
+                             f"as --output-format {output_format} needs",
+                             in_slicer=f"{output.name!r} does not end in {' or '.join(EXTENSIONS[output_format])}, "
+                                       f"as the {output_format} format needs")
     check_output_path(output, inputs)
     return output_format
 
@@ -85,7 +90,9 @@ def _check_dicom_folder(output: Path, inputs: list[Path | str]) -> str:
 
     require_pydicom()
     if infer_format(output) is not None:
-        raise UserInputError(f"--output-format dicom writes a folder; {output.name!r} looks like a file name")
+        raise UserInputError(f"--output-format dicom writes a folder; {output.name!r} looks like a file name",
+                             in_slicer=f"a DICOM series is written into a folder; {output.name!r} looks like a file "
+                                       "name")
     _check_place(output, inputs, "the input; choose another folder")
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UserInputError(f"{output} exists and is not an empty folder; give a new folder for the DICOM series")

@@ -122,7 +122,8 @@ def _read_image(path: Path, series: str | None = None):
         chosen = choose_series(path, series)
         return read_series(chosen), chosen
     if series is not None:
-        raise UserInputError(f"--series picks a series of a DICOM folder; {path} is a file")
+        raise UserInputError(f"--series picks a series of a DICOM folder; {path} is a file",
+                             in_slicer=f"a series is chosen in a DICOM folder; {path} is a file")
     if path.stat().st_size == 0:
         raise UserInputError(f"input {path} is an empty file")
     if path.name.lower().endswith(".gz"):
@@ -171,9 +172,11 @@ def read_volume(path: Path | str, replace_nonfinite: float | None = None, series
             finite &= ~hidden
         if not finite.all():
             if replace_nonfinite is None:
+                count = int((~finite).sum())
                 raise UserInputError(
-                    f"{path} has {int((~finite).sum())} NaN/Inf voxels; fix the file or pass --replace-nonfinite VALUE"
-                )
+                    f"{path} has {count} NaN/Inf voxels; fix the file or pass --replace-nonfinite VALUE",
+                    in_slicer=f"a volume has {count} NaN/Inf voxels; replace them by a number first (e.g. with the "
+                              "Simple Filters module)")
             voxels = np.where(finite, voxels, voxels.dtype.type(replace_nonfinite))
     if dicom_series is not None:
         header_axis = 2

@@ -119,9 +119,11 @@ class RunController:
 
     IDLE_TOOLTIP = "Super-resolve the input volume x2 in-plane."
 
-    def __init__(self) -> None:
+    def __init__(self, idle_text: str = "Super-resolve", idle_tooltip: str = IDLE_TOOLTIP) -> None:
+        """``idle_text`` and ``idle_tooltip``: the button's look while idle (one controller per run button)."""
         self.phase = RunPhase.IDLE
         self.cancel_requested = False
+        self.idle_text, self.idle_tooltip = idle_text, idle_tooltip
 
     @property
     def running(self) -> bool:
@@ -160,7 +162,7 @@ class RunController:
     def button(self, problem: str = "") -> ButtonLook:
         """Text, tooltip and enabled state of the Apply button; ``problem`` from :func:`input_problem`."""
         if self.phase is RunPhase.IDLE:
-            return ButtonLook("Super-resolve", problem or self.IDLE_TOOLTIP, not problem)
+            return ButtonLook(self.idle_text, problem or self.idle_tooltip, not problem)
         if self.phase is RunPhase.STARTING:
             return ButtonLook("Cancel", "Starting: loading PyTorch and the model...", True)
         if self.phase is RunPhase.RUNNING:

@@ -67,18 +67,26 @@ def create_brain_segmentation(input_volume_node: Any, seed_ras: Sequence[float] 
     check_scalar_volume(input_volume_node)
     seed_ijk = None if seed_ras is None else _ras_to_ijk(input_volume_node, seed_ras)
     result = fetal_brain_mask(arrayFromVolume(input_volume_node), input_volume_node.GetSpacing(), seed_ijk)
-    scene = input_volume_node.GetScene()
-    segmentation_node = scene.AddNewNodeByClass(
-        "vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{input_volume_node.GetName()} brain mask"))
-    segmentation_node.CreateDefaultDisplayNodes()
-    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_volume_node)
-    segmentation_node.SetAndObserveTransformNodeID(input_volume_node.GetTransformNodeID())
+    segmentation_node = add_brain_segmentation(input_volume_node, result.voxels)
     segmentation_node.SetAttribute(MASK_CONFIDENCE_ATTRIBUTE, f"{result.confidence:.2f}")
     segmentation_node.SetAttribute(MASK_WARNINGS_ATTRIBUTE, "\n".join(result.problems))
+    return segmentation_node
+
+
+def add_brain_segmentation(reference_volume_node: Any, mask_kji: np.ndarray) -> Any:
+    """A new segmentation "<reference> brain mask" with one segment "Fetal brain" (standard terminology),
+    set to ``mask_kji`` (0/1, numpy KJI on the reference's grid); its reference geometry is that volume and
+    it observes the volume's parent transform, so it stays aligned."""
+    scene = reference_volume_node.GetScene()
+    segmentation_node = scene.AddNewNodeByClass(
+        "vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{reference_volume_node.GetName()} brain mask"))
+    segmentation_node.CreateDefaultDisplayNodes()
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume_node)
+    segmentation_node.SetAndObserveTransformNodeID(reference_volume_node.GetTransformNodeID())
     segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", SEGMENT_NAME, SEGMENT_COLOR)
     segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
     segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), BRAIN_TERMINOLOGY)
-    set_segment_mask(segmentation_node, segment_id, result.voxels, input_volume_node)
+    set_segment_mask(segmentation_node, segment_id, mask_kji, reference_volume_node)
     return segmentation_node
 
 

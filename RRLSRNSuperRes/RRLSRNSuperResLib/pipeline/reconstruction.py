@@ -28,6 +28,8 @@ from ..reconstruction.stacks import Stack, on_x2_grid, stack_from_arrays
 from .stack import output_voxels
 
 MASK_SUFFIX = "_mask"
+SUPERRES_LABEL = "RRLSRN x2"  # + the stack's name: the progress label of its in-plane step
+RECONSTRUCTION_LABEL = "3D reconstruction"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,45 @@ class ReconstructionFiles:
     notes: list[str] = field(default_factory=list)
 
 
+def reconstruction_options(resolution_mm: float, engine: EngineOptions,
+                           motion_correction: bool = True) -> ReconstructionOptions:
+    """The reconstruction's options on the engine's device (``auto`` resolved), as every front end sets them."""
+    from ..engine.devices import select_device
+
+    return ReconstructionOptions(resolution_mm=resolution_mm, motion_correction=motion_correction,
+                                 device=str(select_device(engine.device)))
+
+
+def overall_progress(job: ReconstructionJob,
+                     progress: Optional[Progress]) -> Callable[[str], Optional[Progress]]:
+    """A ``progress_for`` of :func:`reconstruct_files` that reports every phase to one ``progress`` on one
+    0..1 scale, the phase's label before its message: the RRLSRN step shares the first half among the
+    stacks (when it runs), the 3D reconstruction takes the rest. A ``False`` answer still cancels."""
+    if progress is None:
+        return lambda label: None
+    names = [_name(path) for path in job.stacks] if job.superres else []
+    share = 0.5 / len(names) if names else 0.0
+    spans = {f"{SUPERRES_LABEL} {name}": (index * share, (index + 1) * share) for index, name in enumerate(names)}
+    spans[RECONSTRUCTION_LABEL] = (share * len(names), 1.0)
+
+    def progress_for(label: str) -> Progress:
+        low, high = spans[label]
+        return lambda fraction, message="": progress(low + (high - low) * fraction,
+                                                     f"{label}: {message}" if message else label)
+
+    return progress_for
+
+
+def run_summary(files: ReconstructionFiles, job: ReconstructionJob) -> dict:
+    """What a front end reports of a finished job (JSON-able): the volume and mask files, time, device,
+    template stack (index and name), rejected slices, notes."""
+    result, paths = files.result, output_paths(job.output, job.mask_output)
+    return {"volume": str(paths["volume"]), "mask": str(paths["mask"]), "seconds": round(result.seconds, 3),
+            "device": job.reconstruction.device, "template_index": result.template_index,
+            "template": _name(job.stacks[result.template_index]), "superres": job.superres,
+            "slices_rejected": int(result.parameters.get("slices_rejected", 0)), "notes": files.notes}
+
+
 def output_paths(output: Path, mask_output: Optional[Path] = None) -> dict[str, Path]:
     """The volume, its brain mask (``mask_output``, else ``<name>_mask`` beside it) and its JSON sidecar
     (``<name>.json``)."""
@@ -80,10 +121,13 @@ def check_job(job: ReconstructionJob) -> dict[str, Path]:
         raise UserInputError(f"a 3D reconstruction needs at least 2 stacks (got {len(job.stacks)}); give stacks "
                              "in several orientations")
     if job.masks and len(job.masks) != len(job.stacks):
-        raise UserInputError(f"give one --mask per stack, in the same order ({len(job.masks)} masks for "
-                             f"{len(job.stacks)} stacks), or none for automatic masks")
+        counts = f"({len(job.masks)} masks for {len(job.stacks)} stacks)"
+        raise UserInputError(f"give one --mask per stack, in the same order {counts}, or none for automatic masks",
+                             in_slicer=f"check one brain mask per stack, in the stacks' order {counts}, or none for "
+                                       "automatic masks")
     if job.thickness_mm is not None and not job.thickness_mm > 0:
-        raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}")
+        raise UserInputError(f"--thickness must be positive, not {job.thickness_mm}",
+                             in_slicer=f"the slice thickness must be positive, not {job.thickness_mm} mm")
     inputs = [*job.stacks, *job.masks]
     paths = output_paths(job.output, job.mask_output)
     if job.stack_labels and len(job.stack_labels) != len(job.stacks):
@@ -143,8 +187,9 @@ def reconstruct_files(job: ReconstructionJob, progress_for: Callable[[str], Opti
     stacks, notes = [stack for stack, _ in read], [note for _, stack_notes in read for note in stack_notes]
     input_type = volumes[0].voxels.dtype
     if job.superres:
-        stacks = [superresolve_stack(stack, job.engine, progress_for(f"RRLSRN x2 {stack.name}")) for stack in stacks]
-    result = reconstruct(stacks, job.reconstruction, progress_for("3D reconstruction"))
+        stacks = [superresolve_stack(stack, job.engine, progress_for(f"{SUPERRES_LABEL} {stack.name}"))
+                  for stack in stacks]
+    result = reconstruct(stacks, job.reconstruction, progress_for(RECONSTRUCTION_LABEL))
     voxels, type_notes = output_voxels(np.clip(result.volume_kji, 0, None), input_type, "auto")
     write_volume(paths["volume"], voxels, result.geometry)
     write_volume(paths["mask"], result.mask_kji.astype(np.uint8), result.geometry)

@@ -120,9 +120,11 @@ def superresolve_file(input_path: Path, output: Path, *, options: StackOptions =
     gives the progress callback of each run (one per component of a vector image).
     """
     if (options.extract_brain or mask_output) and not mask:
-        raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)")
+        raise UserInputError("--extract-brain and --mask-output need --mask (make one with: rrlsrn mask INPUT MASK)",
+                             in_slicer="extracting the brain or writing its mask needs a brain mask")
     if options.output_type not in OUTPUT_TYPES:
-        raise UserInputError(f"--output-type must be one of {', '.join(OUTPUT_TYPES)}")
+        raise UserInputError(f"--output-type must be one of {', '.join(OUTPUT_TYPES)}",
+                             in_slicer=f"the output type must be one of {', '.join(OUTPUT_TYPES)}")
     inputs = [input_path] + ([mask] if mask else [])
     output_format = check_volume_output(output, inputs, output_format)
     mask_output = check_output_path(mask_output, inputs + [output]) if mask_output else None
