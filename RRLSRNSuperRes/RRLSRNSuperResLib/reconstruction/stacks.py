@@ -20,9 +20,10 @@ from ..masks.transfer import mask_to_x2_grid
 MIN_STACKS = 2
 # In-plane PSF FWHM of a stack made x2 in-plane, as a fraction of the acquired stack's. Zero-fill adds no
 # frequency beyond the acquired band: 1. RRLSRN restores part of the band beyond it: its equivalent
-# bandwidth per in-plane axis is 0.275-0.288 cycles per x2 pixel against 0.250 for the acquired stack
-# (noise-free and 2%-noise stacks simulated from the GA28 spina-bifida atlas, not an evaluation volume),
-# 1.12x, so its PSF is 1 / 1.12 = 0.9 as wide. Modelling it by the x2 pixel (0.5) claims detail it lacks.
+# bandwidth per in-plane axis (``evaluation.in_plane_bandwidth``) is 0.279-0.293 cycles per x2 pixel
+# against 0.250-0.253 for zero-fill (noise-free and 2%-noise stacks simulated from the GA28 spina-bifida
+# atlas, not an evaluation volume), so its PSF is 0.86-0.89 as wide: 0.9 to one digit. Modelling it by
+# the x2 pixel (0.5) claims detail it lacks.
 ZERO_FILL_PSF_FRACTION = 1.0
 RRLSRN_PSF_FRACTION = 0.9
 
