@@ -10,7 +10,7 @@ from reconstruction_phantoms import oblique_direction, stack_geometry
 from RRLSRNSuperResLib.imaging.geometry import Geometry
 from RRLSRNSuperResLib.reconstruction.observations import observations_from_stacks, subsampled
 from RRLSRNSuperResLib.reconstruction.output_grid import brain_points_mm, output_geometry
-from RRLSRNSuperResLib.reconstruction.psf import PsfSampling, stack_psf
+from RRLSRNSuperResLib.reconstruction.psf import FWHM_TO_SIGMA, PsfSampling, stack_psf
 from RRLSRNSuperResLib.reconstruction.rigid import rigid_matrices
 from RRLSRNSuperResLib.reconstruction.slice_operator import SliceOperator
 from RRLSRNSuperResLib.reconstruction.stacks import Stack
@@ -80,6 +80,39 @@ def test_psf_weights_are_a_gaussian_of_the_slice_thickness_along_the_normal():
     sigma = 3.3 / 2.3548
     assert 0.7 * sigma**2 < variance < sigma**2  # truncated at 2 sigma: 77% of the variance
     np.testing.assert_allclose(offsets - np.outer(along_normal, direction[:, 2]), 0.0, atol=1e-12)
+
+
+def test_the_in_plane_psf_is_the_stacks_in_plane_resolution_not_its_pixel():
+    stack = _oblique_stack(pixel_mm=0.6)
+    wider = Stack(stack.voxels_kji, stack.geometry, stack.mask_kji, stack.thickness_mm, "x2", (1.6, 1.2))
+    observations = observations_from_stacks([stack, wider], SAMPLING, torch.device("cpu"))
+    direction = stack.geometry.direction_matrix
+    offsets, weights = observations.psf_offsets.double(), observations.psf_weights.double()
+    for index, expected_sigma in ((0, (0.0, 0.0)), (-1, (1.6 * FWHM_TO_SIGMA, 1.2 * FWHM_TO_SIGMA))):
+        along = offsets[index].numpy() @ direction[:, :2]  # (Q, 2) along the stack's i and j, mm
+        variance = (weights[index].numpy()[:, None] * along**2).sum(axis=0)
+        np.testing.assert_allclose(np.sqrt(variance), expected_sigma, atol=1e-6)
+
+
+def test_a_wider_in_plane_psf_widens_a_point_by_its_variance():
+    stack = _oblique_stack(pixel_mm=1.0, slice_mm=3.0, thickness_mm=3.0)
+    stacks = [Stack(stack.voxels_kji, stack.geometry, np.ones_like(stack.mask_kji), 3.0, "all", psf)
+              for psf in ((1.0, 1.0), (2.5, 1.0))]
+    geometry = _volume_geometry(stacks, resolution=0.5)
+    target = stack.geometry.index_to_physical(np.array([12.0, 17.0, 5.0]))[0]
+    grid_points = geometry.index_to_physical(np.argwhere(np.ones(geometry.size[::-1], bool))[:, ::-1])
+    blob = np.exp(-((grid_points - target) ** 2).sum(axis=1) / (2 * 0.8**2)).reshape(geometry.size[::-1])
+    widths = []
+    for single in stacks:
+        observations = observations_from_stacks([single], SAMPLING, torch.device("cpu"))
+        operator = SliceOperator(observations, geometry)
+        poses = torch.eye(4, dtype=torch.float64).repeat(observations.slice_count, 1, 1)
+        image = operator.forward(torch.as_tensor(blob, dtype=torch.float32), poses).numpy()
+        row = image.reshape(stack.voxels_kji.shape)[5, 17].astype(np.float64)  # through the blob along i
+        i = np.arange(row.size)
+        centre = (row * i).sum() / row.sum()
+        widths.append((row * (i - centre) ** 2).sum() / row.sum())  # pixels^2 = mm^2 at 1 mm pixels
+    assert widths[1] - widths[0] == pytest.approx((2.5**2 - 1.0**2) * FWHM_TO_SIGMA**2, rel=0.05)
 
 
 def test_a_point_lands_on_its_slice_and_pixel_for_an_oblique_stack_and_moves_with_the_pose():

@@ -7,7 +7,15 @@ import pytest
 import SimpleITK as sitk
 from RRLSRNSuperResLib.errors import UserInputError
 from RRLSRNSuperResLib.reconstruction.rigid import rigid_matrix, rigid_params, rotation_angle_deg
-from RRLSRNSuperResLib.reconstruction.stacks import Stack, crop_to_mask, stack_from_image, validate_stacks
+from RRLSRNSuperResLib.reconstruction.stacks import (
+    RRLSRN_PSF_FRACTION,
+    ZERO_FILL_PSF_FRACTION,
+    Stack,
+    crop_to_mask,
+    on_x2_grid,
+    stack_from_image,
+    validate_stacks,
+)
 from scipy.spatial.transform import Rotation
 
 
@@ -38,6 +46,18 @@ def test_slice_axis_moves_to_k_and_every_voxel_keeps_its_position():
 
 def test_thickness_may_differ_from_spacing():
     assert stack_from_image(_oblique_image(), thickness=4.0).thickness_mm == 4.0
+
+
+def test_an_x2_stack_keeps_the_in_plane_psf_of_the_detail_it_carries_not_of_its_pixel():
+    stack = stack_from_image(_oblique_image(), sitk.GetArrayFromImage(_oblique_image()) > 0.3)
+    assert stack.in_plane_psf_mm == (0.9, 1.1)  # acquired: the pixel spacing
+    doubled = np.zeros((12, 18, 14), np.float32)
+    zero_filled = on_x2_grid(stack, doubled, "zerofill", ZERO_FILL_PSF_FRACTION)
+    superresolved = on_x2_grid(stack, doubled, "rrlsrn", RRLSRN_PSF_FRACTION)
+    assert zero_filled.geometry.spacing[:2] == superresolved.geometry.spacing[:2] == (0.45, 0.55)
+    np.testing.assert_allclose(zero_filled.in_plane_psf_mm, (0.9, 1.1))
+    np.testing.assert_allclose(superresolved.in_plane_psf_mm, (0.81, 0.99))
+    assert crop_to_mask(superresolved, 1.0).in_plane_psf_mm == superresolved.in_plane_psf_mm
 
 
 @pytest.mark.parametrize("array_shape, text", [((5, 6), "2D"), ((2, 4, 5, 6), "4D"), ((1, 8, 8), "single 2D slice")])

@@ -39,19 +39,19 @@ def superresolved(stack, model: Optional[Path], device: str):
     """The stack x2 in-plane through the engine as ``rrlsrn reconstruct`` runs it (RRLSRN, k-space consistency)."""
     from ..engine.acquisition import superresolve_acquired
     from ..engine.options import EngineOptions
-    from ..reconstruction.stacks import on_x2_grid
+    from ..reconstruction.stacks import RRLSRN_PSF_FRACTION, on_x2_grid
 
     options = EngineOptions(model=model, device=device, plane="k", consistency="kspace")
     result = superresolve_acquired(stack.voxels_kji, stack.geometry.spacing, options, mask_kji=stack.mask_kji)
-    return on_x2_grid(stack, result.voxels, "rrlsrn")
+    return on_x2_grid(stack, result.voxels, "rrlsrn", RRLSRN_PSF_FRACTION)
 
 
 def zero_filled(stack):
     """The stack x2 in-plane by zero-fill (sinc): the control that says what RRLSRN adds beyond a finer grid."""
     from ..imaging.degrade import zero_fill_upsample_slices
-    from ..reconstruction.stacks import on_x2_grid
+    from ..reconstruction.stacks import ZERO_FILL_PSF_FRACTION, on_x2_grid
 
-    return on_x2_grid(stack, zero_fill_upsample_slices(stack.voxels_kji), "zerofill")
+    return on_x2_grid(stack, zero_fill_upsample_slices(stack.voxels_kji), "zerofill", ZERO_FILL_PSF_FRACTION)
 
 
 def reconstruction_options(settings: EvaluationSettings, spacing: tuple[float, float, float]):

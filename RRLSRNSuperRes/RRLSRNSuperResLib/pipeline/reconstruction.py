@@ -24,7 +24,7 @@ from ..io.sidecars import sidecar_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume, write_volume
 from ..masks.fetal_brain import fetal_brain_mask
 from ..reconstruction.reconstruct import ReconstructionOptions, ReconstructionResult, reconstruct
-from ..reconstruction.stacks import Stack, on_x2_grid, stack_from_arrays
+from ..reconstruction.stacks import RRLSRN_PSF_FRACTION, Stack, on_x2_grid, stack_from_arrays
 from .stack import output_voxels
 
 MASK_SUFFIX = "_mask"
@@ -173,7 +173,7 @@ def superresolve_stack(stack: Stack, options: EngineOptions, progress: Optional[
     """The stack x2 in-plane by RRLSRN (slices along k, the brain box only), on its exact x2 grid."""
     result = superresolve_acquired(stack.voxels_kji, stack.geometry.spacing, dataclasses.replace(options, plane="k"),
                                    mask_kji=stack.mask_kji, progress=progress)
-    return on_x2_grid(stack, result.voxels, "rrlsrn")
+    return on_x2_grid(stack, result.voxels, "rrlsrn", RRLSRN_PSF_FRACTION)
 
 
 def reconstruct_files(job: ReconstructionJob, progress_for: Callable[[str], Optional[Progress]] = lambda _: None,
@@ -215,6 +215,7 @@ def sidecar(job: ReconstructionJob, result: ReconstructionResult, stacks: Sequen
             "Seconds": round(result.seconds, 3),
             "TemplateStack": labels[result.template_index],
             "Stacks": [{"Source": label, "SliceAxisIJK": "k after reorientation", "ThicknessMm": stack.thickness_mm,
+                        "InPlanePsfFwhmMm": [round(fwhm, 6) for fwhm in stack.in_plane_psf_mm],
                         "Slices": [{"Index": index, "TransformLPS": np.round(transform, 6).tolist(),
                                     "Weight": round(float(weight), 4)}
                                    for index, (transform, weight) in enumerate(zip(transforms, weights))]}

@@ -87,7 +87,7 @@ def observations_from_stacks(stacks: Sequence[Stack], sampling: PsfSampling,
 def psf_tensors(stacks: Sequence[Stack], slice_stack: np.ndarray, sampling: PsfSampling,
                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-slice PSF offsets (S, Q, 3) and weights (S, Q); stacks with fewer points are padded with weight 0."""
-    per_stack = [stack_psf(stack.geometry.spacing[:2], stack.thickness_mm, stack.geometry.direction_matrix, sampling)
+    per_stack = [stack_psf(stack.in_plane_psf_mm, stack.thickness_mm, stack.geometry.direction_matrix, sampling)
                  for stack in stacks]
     points = max(weights.size for _, weights in per_stack)
     offsets = np.zeros((len(stacks), points, 3))
