@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..imaging.consistency import project_onto_measurement
-from ..imaging.degrade import crop_to_even, downsample_slices
+from ..imaging.degrade import crop_to_multiple, downsample_slices
 from ..imaging.local_gain import local_gain
 from .options import Detail, parse_detail
 from .slice_runner import BatchTooLarge, SliceRunner, Window
@@ -48,7 +48,7 @@ def calibrate_gain(x2: Callable[[np.ndarray], np.ndarray], slices: np.ndarray) -
     Gaussian of ``AUTO_SIGMA_PIXELS``), so a smooth brain inside sharp maternal tissue gets its
     own gain. See the module docstring.
     """
-    lr = crop_to_even(slices.astype(np.float32))
+    lr = crop_to_multiple(slices.astype(np.float32))
     if min(lr.shape[1:]) < 2 * _MIN_CALIBRATION_SIDE:
         return np.ones(slices.shape, dtype=np.float32)
     lower = downsample_slices(lr, "kspace")

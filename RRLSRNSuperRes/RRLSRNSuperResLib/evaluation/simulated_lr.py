@@ -85,7 +85,7 @@ def conventions(degradation: str) -> dict:
 
 def to_slices(volume_kji: np.ndarray, axis_ijk: int) -> np.ndarray:
     """Slices along IJK ``axis_ijk`` first, in-plane sizes cropped to even: ``S x H x W``."""
-    return degrade.crop_to_even(np.moveaxis(np.asarray(volume_kji), numpy_axis(axis_ijk), 0))
+    return degrade.crop_to_multiple(np.moveaxis(np.asarray(volume_kji), numpy_axis(axis_ijk), 0))
 
 
 def lr_spacing(spacing_ijk: tuple[float, float, float], axis_ijk: int) -> tuple[float, float, float]:
