@@ -59,7 +59,7 @@ def test_field_of_view_size_spacing_and_direction(seed, scale):
     # The slice axis keeps its positions exactly: the last slice's first voxel, seen from both grids.
     last_slice = np.zeros(3)
     last_slice[axis] = geometry.size[axis] - 1
-    same_point = np.full(3, 0.5)
+    same_point = np.full(3, (scale - 1) / 2)
     same_point[axis] = last_slice[axis]
     np.testing.assert_allclose(output.index_to_physical(same_point), geometry.index_to_physical(last_slice),
                                atol=1e-9)
