@@ -68,6 +68,7 @@ def command_arguments(options: EngineOptions, axis: int, *, keep_input_type: boo
     arguments = ["--plane", "ijk"[axis], "--device", options.device, "--precision", options.precision,
                  "--acquisition", options.acquisition, "--consistency", options.consistency,
                  "--views", str(options.views), "--adapt", repr(float(options.adapt_seconds)),
+                 "--scale", str(options.scale),
                  "--output-type", "input" if keep_input_type else "float32", "--progress-lines"]
     if options.batch_size:
         arguments += ["--batch-size", str(int(options.batch_size))]
@@ -206,5 +207,5 @@ def superresolve_volume_node_in_background(input_volume_node: Any, output_volume
         if process is not None:
             _stop(process)
         shutil.rmtree(folder, ignore_errors=True)
-    return store_result(input_volume_node, output_volume_node, result, geometry)
+    return store_result(input_volume_node, output_volume_node, result, geometry, options.scale)
 
