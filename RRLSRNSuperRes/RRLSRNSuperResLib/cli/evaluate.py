@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
                   "detail_option": args.detail,
-                  "conventions": simulated_lr.conventions(args.degradation, args.scale), "volumes": results, "summary": summary}
+                  "conventions": simulated_lr.conventions(args.degradation, args.scale), "volumes": results,
+                  "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0

@@ -82,7 +82,8 @@ def _learned_models_line(report: dict) -> str:
 def markdown(report: dict) -> str:
     """The report as Markdown tables (mean +- SD (95% CI) over the volumes)."""
     lines = [f"Made by `{report['command']}`.", "",
-             f"Scale: x{report.get('scale', 2)} in-plane. Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean +- SD (95% CI of the "
+             f"Scale: x{report.get('scale', 2)} in-plane. Volumes: {len(report['volumes'])}. "
+             f"Region: {report['region']}. Cells: mean +- SD (95% CI of the "
              "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", "",
              _learned_models_line(report), ""]
     for degradation, table in report["degradations"].items():

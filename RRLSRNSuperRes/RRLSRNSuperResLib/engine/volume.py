@@ -3,7 +3,9 @@
 x4 cascades two x2 levels of the same network: the first level's output is the second's input,
 while the measurement stays the input: the second level's output is made consistent with the
 input slices at factor 4 (at x4 the input's k-space band is the central quarter on each axis),
-and the detail gain scales what each level adds (``engine.detail_gain``). Plane choice, per-volume normalisation, batching sized to free memory, device choice with
+and the detail gain scales what each level adds (``engine.detail_gain``).
+
+Plane choice, per-volume normalisation, batching sized to free memory, device choice with
 out-of-memory fallback, optional brain-box restriction, a self-ensemble of flipped views, the
 projection that makes each output slice consistent with its input slice (``imaging.consistency``),
 progress with cancel. The output is allocated once and filled as batches stream through (peak
