@@ -244,7 +244,8 @@ def test_superres_scale_4_writes_the_exact_x4_grid_consistent_with_the_input(tmp
     np.testing.assert_allclose(downsample_slices(x4, "kspace", 4), measured, atol=1e-3 * np.ptp(voxels))
 
 
-def test_brain_mask_restricts_extracts_and_is_written_on_the_x2_grid(tmp_path):
+@pytest.mark.parametrize("scale", [2, 4])
+def test_brain_mask_restricts_extracts_and_is_written_on_the_output_grid(tmp_path, scale):
     size, spacing = (30, 34, 5), (1.0, 1.2, 3.0)
     voxels = blob_volume(size, (14.0, 16.0, 2.0), (3.0, 3.0, 1.0))
     source = write_image(tmp_path / "s.nii.gz", voxels, spacing, random_direction(np.random.default_rng(7)))
@@ -253,12 +254,12 @@ def test_brain_mask_restricts_extracts_and_is_written_on_the_x2_grid(tmp_path):
     mask_path = write_image(tmp_path / "m.nii.gz", mask, spacing, sitk.ReadImage(str(source)).GetDirection())
     out, mask_x2 = tmp_path / "o.nii.gz", tmp_path / "m2.nii.gz"
     assert main(["superres", str(source), str(out), "--mask", str(mask_path), "--extract-brain",
-                 "--mask-output", str(mask_x2)]) == 0
+                 "--mask-output", str(mask_x2), "--scale", str(scale)]) == 0
     result, upsampled_mask = sitk.ReadImage(str(out)), sitk.ReadImage(str(mask_x2))
-    assert upsampled_mask.GetSize() == result.GetSize() == (60, 68, 5)
+    assert upsampled_mask.GetSize() == result.GetSize() == (30 * scale, 34 * scale, 5)
     np.testing.assert_allclose(upsampled_mask.GetOrigin(), result.GetOrigin())
     array, inside = sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(upsampled_mask) > 0
-    assert inside.sum() == 4 * mask.sum()
+    assert inside.sum() == scale ** 2 * mask.sum()
     assert (array[~inside] == 0).all() and array[inside].mean() > 100
     np.testing.assert_allclose(physical_centroid(upsampled_mask, 0.0),
                                physical_centroid(sitk.ReadImage(str(mask_path)), 0.0), atol=1e-6)
@@ -328,20 +329,3 @@ def test_consistency_and_views_options_reach_the_engine(tmp_path):
     np.testing.assert_allclose(bare_x2, network_only, atol=1e-4)
     assert np.abs(downsample_slices(bare_x2, "kspace") - measured).max() > 0.1
 
-
-def test_scale_4_writes_the_mask_on_the_x4_grid(tmp_path):
-    size, spacing = (16, 18, 3), (1.0, 1.2, 3.0)
-    voxels = blob_volume(size, (7.0, 8.0, 1.0), (3.0, 3.0, 1.0))
-    source = write_image(tmp_path / "s.nii.gz", voxels, spacing, random_direction(np.random.default_rng(8)))
-    mask = np.zeros(voxels.shape, np.uint8)
-    mask[0:2, 5:12, 4:11] = 1
-    mask_path = write_image(tmp_path / "m.nii.gz", mask, spacing, sitk.ReadImage(str(source)).GetDirection())
-    out, mask_x4 = tmp_path / "o.nii.gz", tmp_path / "m4.nii.gz"
-    assert main(["superres", str(source), str(out), "--scale", "4", "--views", "1", "--mask", str(mask_path),
-                 "--mask-output", str(mask_x4)]) == 0
-    result, upsampled_mask = sitk.ReadImage(str(out)), sitk.ReadImage(str(mask_x4))
-    assert upsampled_mask.GetSize() == result.GetSize() == (64, 72, 3)
-    np.testing.assert_allclose(upsampled_mask.GetOrigin(), result.GetOrigin())
-    assert (sitk.GetArrayFromImage(upsampled_mask) > 0).sum() == 16 * mask.sum()
-    np.testing.assert_allclose(physical_centroid(upsampled_mask, 0.0),
-                               physical_centroid(sitk.ReadImage(str(mask_path)), 0.0), atol=1e-6)
