@@ -201,6 +201,16 @@ class Precision(enum.Enum):
         }[self]
 
 
+class Scale(enum.Enum):
+    """In-plane factor (the engine's ``scale``)."""
+
+    X2 = 2
+    X4 = 4
+
+    def label(self) -> str:
+        return {Scale.X2: _("x2"), Scale.X4: _("x4 (two cascaded x2 passes)")}[self]
+
+
 class OutputType(enum.Enum):
     FLOAT32 = "float32"
     INPUT = "input"
@@ -220,6 +230,7 @@ class RRLSRNSuperResParameterNode:
     keepMeasuredKSpace - make the output's central k-space exactly the input's (the scanner's
         measurement); off for inputs edited after reconstruction (e.g. masked).
     brainSegmentation, restrictToBrain - optional brain mask restricting the network to its box.
+    scale - the in-plane factor, x2 or x4 (two cascaded x2 passes).
     reconstructionResolution (mm), reconstructionSuperRes - the 3D reconstruction's output voxel and
         whether each stack is super-resolved x2 in-plane first.
 
@@ -240,6 +251,7 @@ class RRLSRNSuperResParameterNode:
     outputType: OutputType = OutputType.FLOAT32
     brainSegmentation: vtkMRMLSegmentationNode
     restrictToBrain: bool = False
+    scale: Scale = Scale.X2
     reconstructionResolution: Annotated[float, WithinRange(0.3, 3.0)] = 0.8
     reconstructionSuperRes: bool = True
 
@@ -621,14 +633,14 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
     def runEstimate(parameterNode: RRLSRNSuperResParameterNode):
         """Memory and CPU time the run will take, and whether to ask first (``mrml.run_estimate``)."""
         from RRLSRNSuperResLib.imaging.geometry import slice_axis
-        from RRLSRNSuperResLib.mrml.run_estimate import available_memory_bytes, estimate_run, runs_on_cpu
+        from RRLSRNSuperResLib.mrml.run_estimate import PlannedRun, available_memory_bytes, estimate_run, runs_on_cpu
 
         volume = parameterNode.inputVolume
         size = volume.GetImageData().GetDimensions()
-        return estimate_run(size, slice_axis(volume.GetSpacing(), parameterNode.plane.value, size=size),
-                            slicer.util.arrayFromVolume(volume).dtype, parameterNode.outputType == OutputType.INPUT,
-                            runs_on_cpu(parameterNode.device.value), available_memory_bytes(),
-                            adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0)
+        run = PlannedRun(size, slice_axis(volume.GetSpacing(), parameterNode.plane.value, size=size),
+                         slicer.util.arrayFromVolume(volume).dtype, parameterNode.outputType == OutputType.INPUT,
+                         parameterNode.scale.value, ADAPT_SECONDS if parameterNode.adaptToScan else 0.0)
+        return estimate_run(run, runs_on_cpu(parameterNode.device.value), available_memory_bytes())
 
     @staticmethod
     def inputProblem(parameterNode: RRLSRNSuperResParameterNode) -> str:
@@ -672,15 +684,16 @@ class RRLSRNSuperResLogic(ScriptedLoadableModuleLogic):
 
         The parameter node's ``batchSize`` (0 = automatic; a Qt-style name) is the engine's
         ``batch_size`` (None = automatic); ``adaptToScan`` is ``ADAPT_SECONDS`` of adaptation;
-        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``. The detail gain keeps its
-        default (``auto``: calibrated under ``kspace``, all detail under ``none``).
+        ``keepMeasuredKSpace`` is the ``kspace`` consistency, else ``none``; ``scale`` is 2 or 4. The detail
+        gain keeps its default (``auto``: calibrated under ``kspace``, all detail under ``none``).
         """
         from RRLSRNSuperResLib.engine.options import EngineOptions
 
         return EngineOptions(plane=parameterNode.plane.value, device=parameterNode.device.value,
                              precision=parameterNode.precision.value, batch_size=parameterNode.batchSize or None,
                              adapt_seconds=ADAPT_SECONDS if parameterNode.adaptToScan else 0.0,
-                             consistency="kspace" if parameterNode.keepMeasuredKSpace else "none")
+                             consistency="kspace" if parameterNode.keepMeasuredKSpace else "none",
+                             scale=parameterNode.scale.value)
 
     @staticmethod
     def reconstructionEngineOptions(parameterNode):

@@ -74,23 +74,24 @@ def test_a_stack_too_small_to_measure_says_so():
 
 
 def _zero_fill_network(voxels, spacing, options, *, mask_kji=None, progress=None, output_dtype=None):
-    """A stand-in network that is exact zero-fill x2: the acquisition path must then be too."""
+    """A stand-in network that is exact zero-fill x2 (x4): the acquisition path must then be too."""
     axis = "ijk".index(options.plane)
     slices = np.moveaxis(voxels, 2 - axis, 0)
-    up = degrade.zero_fill_upsample_slices(slices.astype(np.float32))
+    up = degrade.zero_fill_upsample_slices(slices.astype(np.float32), options.scale)
     return SuperResolutionResult(np.moveaxis(up, 0, 2 - axis), axis, "cpu", 0.0, None, ["engine note"], "fp32")
 
 
+@pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize("slice_axis", [0, 2])
-def test_the_acquisition_grid_path_keeps_the_x2_grid_exactly(monkeypatch, slice_axis):
+def test_the_acquisition_grid_path_keeps_the_output_grid_exactly(monkeypatch, slice_axis, scale):
     monkeypatch.setattr(acquisition, "superresolve", _zero_fill_network)
     lr = np.random.default_rng(2).normal(size=(4, 72, 88))
     stack = zero_filled(degrade.zero_fill_upsample_slices(lr.astype(np.float32)), 1.0)  # 144 x 176, x2
     spacing = (1.0, 1.0, 3.0)
     if slice_axis == 0:
         stack, spacing = np.moveaxis(stack, 0, 2), (3.0, 1.0, 1.0)
-    result = acquisition.superresolve_acquired(stack.astype(np.float32), spacing)
-    expected = degrade.zero_fill_upsample_slices(np.moveaxis(stack, 2 - slice_axis, 0).astype(np.float32))
+    result = acquisition.superresolve_acquired(stack.astype(np.float32), spacing, EngineOptions(scale=scale))
+    expected = degrade.zero_fill_upsample_slices(np.moveaxis(stack, 2 - slice_axis, 0).astype(np.float32), scale)
     np.testing.assert_allclose(np.moveaxis(result.voxels, 2 - slice_axis, 0), expected, atol=1e-4)
     assert result.slice_axis == slice_axis
     assert "acquisition grid" in result.notes[0] and result.notes[1] == "engine note"

@@ -104,8 +104,8 @@ def test_the_child_gets_every_engine_option_and_the_mask_file():
 
     assert command_arguments(options, 0, keep_input_type=True, mask=True) == [
         "--plane", "i", "--device", "cpu", "--precision", "bf16", "--acquisition", "as-is", "--consistency", "none",
-        "--views", "1", "--adapt", "2.5", "--batch-size", "4", "--model", "m.pt", "--output-type", "input",
-        "--progress-lines", "--mask", "mask.nrrd"]
+        "--views", "1", "--adapt", "2.5", "--batch-size", "4", "--model", "m.pt", "--scale", "2",
+        "--output-type", "input", "--progress-lines", "--mask", "mask.nrrd"]
 
 
 def test_a_loaded_model_cannot_travel_to_the_child():

@@ -260,3 +260,27 @@ def test_ctrl_c_stops_with_one_line_and_leaves_no_partial_file(tmp_path, mrml_ti
         sitk.ReadImage(str(image))  # complete
     log = json.loads(next((output / "logs").glob("*.json")).read_text())
     assert log["interrupted"] is True
+
+
+def test_scale_4_writes_x4_derivatives_beside_the_x2_ones(dataset, tmp_path, mrml_tiny_model_path):
+    output = tmp_path / "out"
+    assert run_app(dataset, output, mrml_tiny_model_path, "--participant-label", "02") == 0
+    assert run_app(dataset, output, mrml_tiny_model_path, "--participant-label", "02", "--scale", "4") == 0
+    folder = output / "sub-02/ses-01/anat"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "sub-02_ses-01_desc-rrlsrnx2_T2w.json", "sub-02_ses-01_desc-rrlsrnx2_T2w.nii.gz",
+        "sub-02_ses-01_desc-rrlsrnx4_T2w.json", "sub-02_ses-01_desc-rrlsrnx4_T2w.nii.gz"]
+    image = sitk.ReadImage(str(folder / "sub-02_ses-01_desc-rrlsrnx4_T2w.nii.gz"))
+    original = sitk.ReadImage(str(dataset / STACKS[2]))
+    assert image.GetSize() == (192, 192, 3)
+    np.testing.assert_allclose(image.GetSpacing(), np.multiply(original.GetSpacing(), [0.25, 0.25, 1.0]))
+    np.testing.assert_allclose(image.TransformContinuousIndexToPhysicalPoint((1.5, 1.5, 0.0)), original.GetOrigin(),
+                               atol=1e-4)
+    record = json.loads((folder / "sub-02_ses-01_desc-rrlsrnx4_T2w.json").read_text())
+    assert record["RRLSRN"]["Options"]["scale"] == 4 and record["Description"].startswith("x4 in-plane")
+    assert json.loads((folder / "sub-02_ses-01_desc-rrlsrnx2_T2w.json").read_text())["RRLSRN"]["Options"]["scale"] == 2
+
+
+def test_reconstruct_refuses_scale_4(dataset, tmp_path, mrml_tiny_model_path, capsys):
+    assert run_app(dataset, tmp_path / "out", mrml_tiny_model_path, "--reconstruct", "--scale", "4") == 2
+    assert "leave --scale at 2" in capsys.readouterr().err

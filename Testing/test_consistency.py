@@ -52,19 +52,19 @@ def test_a_long_stack_is_projected_in_parts_like_one_slice_at_a_time():
 def test_none_returns_the_estimate_and_a_wrong_grid_is_refused():
     estimate, lr = np.ones((1, 8, 8), np.float32), np.ones((1, 4, 4), np.float32)
     assert project_onto_measurement(estimate, lr, "none") is estimate
-    with pytest.raises(ValueError, match="x2 grid"):
+    with pytest.raises(ValueError, match="x2 or x4 grid"):
         project_onto_measurement(estimate, np.ones((1, 4, 5), np.float32), "kspace")
     with pytest.raises(ValueError, match="unknown consistency"):
         project_onto_measurement(estimate, lr, "sinc")
 
 
 @pytest.mark.parametrize("model", ["kspace", "bicubic"])
-@pytest.mark.parametrize("lr_shape", [(6, 4), (5, 3), (6, 5)])
-def test_the_correction_is_the_dense_pseudo_inverse_of_the_degradation(model, lr_shape):
-    """The closed forms against numpy's pinv of the degradation written out as a matrix."""
-    hr_shape = (2 * lr_shape[0], 2 * lr_shape[1])
+@pytest.mark.parametrize(("lr_shape", "factor"), [((6, 4), 2), ((5, 3), 2), ((6, 5), 2), ((4, 3), 4), ((3, 4), 4)])
+def test_the_correction_is_the_dense_pseudo_inverse_of_the_degradation(model, lr_shape, factor):
+    """The closed forms against numpy's pinv of the degradation written out as a matrix, at x2 and x4."""
+    hr_shape = (factor * lr_shape[0], factor * lr_shape[1])
     basis = torch.eye(hr_shape[0] * hr_shape[1], dtype=torch.float64).reshape(-1, 1, *hr_shape)
-    matrix = downsample(basis, model).reshape(len(basis), -1).T.numpy()  # LR pixels x HR pixels
+    matrix = downsample(basis, model, factor).reshape(len(basis), -1).T.numpy()  # LR pixels x HR pixels
     rng = np.random.default_rng(0)
     estimate, lr = rng.normal(size=(1, *hr_shape)), rng.normal(size=(1, *lr_shape))
     expected = estimate.ravel() + np.linalg.pinv(matrix) @ (lr.ravel() - matrix @ estimate.ravel())
@@ -104,3 +104,11 @@ def test_views_average_a_forward_that_is_not_equivariant():
     np.testing.assert_allclose(forward_views(with_ramp, batch, 1).numpy(), with_ramp(batch).numpy())
     with pytest.raises(ValueError, match="views"):
         forward_views(with_ramp, batch, 3)
+
+
+@pytest.mark.parametrize("hr_shape", [(16, 12), (20, 28)])
+def test_two_kspace_x2_steps_are_one_x4_step(hr_shape):
+    """So a cascade's x4 output consistent at factor 4 keeps exactly the LR's k-space band."""
+    hr = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 1, *hr_shape)))
+    np.testing.assert_allclose(downsample(downsample(hr, "kspace"), "kspace").numpy(),
+                               downsample(hr, "kspace", 4).numpy(), atol=1e-12)

@@ -76,9 +76,9 @@ def test_bicubic_baseline_of_ramp_is_centred_on_the_x2_grid():
     assert np.abs(error).max() < 0.5 * 0.1
 
 
-def test_crop_to_even_drops_last_row_and_column():
+def test_crop_to_multiple_drops_last_row_and_column():
     slices = np.zeros((3, 11, 8))
-    assert degrade.crop_to_even(slices).shape == (3, 10, 8)
+    assert degrade.crop_to_multiple(slices).shape == (3, 10, 8)
 
 
 def test_unknown_degradation_is_refused():

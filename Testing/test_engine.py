@@ -268,3 +268,45 @@ def test_unknown_consistency_or_view_count_is_refused(sample_crop, options, mess
     voxels, _, spacing = sample_crop
     with pytest.raises(UserInputError, match=message):
         superresolve(voxels, spacing, EngineOptions(device="cpu", **options))
+
+
+@pytest.mark.parametrize(("consistency", "boxed"), [("kspace", False), ("kspace", True), ("bicubic", False)])
+def test_x4_cascade_is_consistent_with_the_input_at_factor_4(sample_crop, consistency, boxed):
+    """Two x2 levels; the x4 output keeps the input's measurement (for k-space its central quarter)."""
+    from RRLSRNSuperResLib.imaging.degrade import downsample_slices
+
+    voxels, mask, spacing = sample_crop
+    voxels, mask = voxels[:2, 40:104, 40:104], mask[:2, 40:104, 40:104]
+    result = superresolve(voxels, spacing, EngineOptions(device="cpu", views=1, scale=4, consistency=consistency),
+                          mask_kji=mask if boxed else None)
+    assert result.voxels.shape == (2, 256, 256)
+    np.testing.assert_allclose(downsample_slices(result.voxels, consistency, 4), voxels.astype(np.float32),
+                               atol=1e-4 * np.ptp(voxels))
+    assert any("two cascaded x2 levels" in note for note in result.notes)
+
+
+def test_x4_with_detail_gain_0_is_the_measured_band_alone_and_full_detail_adds_to_it(sample_crop):
+    """Gain 0 at both levels leaves ``D^+ lr`` at factor 4: zero-fill x4 with the LR's Nyquist doubled."""
+    from RRLSRNSuperResLib.imaging.consistency import project_onto_measurement
+
+    voxels, _, spacing = sample_crop
+    voxels = voxels[:1, 40:88, 40:88]
+    none, full = (superresolve(voxels, spacing, EngineOptions(device="cpu", views=1, scale=4, detail=gain)).voxels
+                  for gain in (0.0, "full"))
+    zero_fill = project_onto_measurement(np.zeros((1, 192, 192), np.float32), voxels.astype(np.float32), "kspace")
+    np.testing.assert_allclose(none, zero_fill, atol=1e-4 * np.ptp(voxels))
+    assert np.abs(full - zero_fill).mean() > 0.005 * np.ptp(voxels)
+
+
+def test_x4_progress_rises_to_one_through_both_levels(sample_crop):
+    voxels, _, spacing = sample_crop
+    calls = []
+    superresolve(voxels[:2, 40:88, 40:88], spacing, EngineOptions(device="cpu", views=1, batch_size=1, scale=4),
+                 progress=lambda fraction, message: calls.append((fraction, message)))
+    fractions = [f for f, m in calls if m.endswith("slices")]
+    assert fractions == pytest.approx([0.1, 0.2, 0.6, 1.0])
+
+
+def test_a_scale_other_than_2_or_4_is_refused():
+    with pytest.raises(UserInputError, match="scale must be one of 2, 4"):
+        EngineOptions(scale=3)

@@ -13,6 +13,7 @@ from RRLSRNSuperResLib.cli import main as cli
 from RRLSRNSuperResLib.cli.progress_bar import terminal_progress
 from RRLSRNSuperResLib.engine.options import EngineOptions
 from RRLSRNSuperResLib.evaluation import simulated_lr as evaluation
+from RRLSRNSuperResLib.imaging import degrade
 from RRLSRNSuperResLib.imaging.geometry import Geometry
 from RRLSRNSuperResLib.io.volumes import write_volume
 
@@ -69,6 +70,28 @@ def test_evaluate_writes_json_with_scores_and_conventions(hr_and_mask, tmp_path,
     assert "hr" in printed and "95% CI" in printed and str(out) in printed
     assert "gain over zero-fill (sinc)" in printed.split("(reference baseline)")[0].splitlines()[-1]
     assert "vs sinc" in printed
+
+
+@pytest.mark.parametrize("degradation", ["kspace", "bicubic"])
+def test_evaluate_scale_4_simulates_x4_lr_and_x4_baselines(hr_and_mask, tmp_path, degradation):
+    hr_path, mask_path = hr_and_mask
+    out = tmp_path / "scores.json"
+    assert cli.main(["evaluate", str(hr_path), "--mask", str(mask_path), "--degradation", degradation, "--scale", "4",
+                     "--json", str(out), "--device", "cpu", "--views", "1"]) == 0
+    report = json.loads(out.read_text())
+    assert report["conventions"]["scale"] == 4 and "multiples of 4" in report["conventions"]["in_plane_crop"]
+    volume = report["volumes"][0]
+    assert volume["evaluated_shape_shw"] == [3, 40, 44] and volume["engine"]["scale"] == 4
+    image, mask = phantom()
+    comparison = evaluation.simulate(image, SPACING_IJK, mask, degradation=degradation,
+                                     options=EngineOptions(device="cpu", views=1, scale=4, consistency=degradation))
+    assert comparison.lr.shape == (3, 10, 11)
+    assert all(estimate.shape == (3, 40, 44) for estimate in comparison.estimates.values())
+    np.testing.assert_allclose(comparison.estimates["sinc"], degrade.zero_fill_upsample_slices(comparison.lr, 4))
+    np.testing.assert_allclose(degrade.downsample_slices(comparison.estimates["rrlsrn"], degradation, 4),
+                               comparison.lr, atol=1e-3)
+    reference = "sinc" if degradation == "kspace" else "cubic_spline"
+    assert volume["reference_baseline"] == reference
 
 
 def test_evaluate_adapt_runs_the_adaptation_and_records_it(hr_and_mask, tmp_path):

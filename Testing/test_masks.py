@@ -15,7 +15,7 @@ from RRLSRNSuperResLib.imaging.geometry import Geometry, upsampled_geometry
 from RRLSRNSuperResLib.imaging.overlap import dice
 from RRLSRNSuperResLib.io.volumes import read_volume
 from RRLSRNSuperResLib.masks.fetal_brain import LOW_CONFIDENCE, fetal_brain_mask
-from RRLSRNSuperResLib.masks.transfer import mask_to_x2_grid
+from RRLSRNSuperResLib.masks.transfer import mask_to_upsampled_grid
 from RRLSRNSuperResLib.resources import sample_mask_path, sample_volume_path
 
 # Measured 0.86-0.88 on the sample (sub-01 run-1) as given and in every robustness variant; the
@@ -78,13 +78,14 @@ def test_seed_outside_the_volume_is_a_user_error():
         fetal_brain_mask(voxels, SYNTHETIC_SPACING_IJK, seed_ijk=(-5.0, 10.0, 10.0))
 
 
-def test_mask_on_the_x2_grid_sits_where_the_input_mask_sits(seg_sample):
+@pytest.mark.parametrize("scale", [2, 4])
+def test_mask_on_the_upsampled_grid_sits_where_the_input_mask_sits(seg_sample, scale):
     volume, manual, _ = seg_sample
     for axis in (0, 1, 2):
-        upsampled = mask_to_x2_grid(manual, axis)
-        geometry = upsampled_geometry(volume.geometry, axis)
+        upsampled = mask_to_upsampled_grid(manual, axis, scale)
+        geometry = upsampled_geometry(volume.geometry, axis, scale)
         assert upsampled.shape == tuple(reversed(geometry.size))
-        assert upsampled.sum() == 4 * manual.sum()
+        assert upsampled.sum() == scale ** 2 * manual.sum()
         np.testing.assert_allclose(_physical_centroid(upsampled, geometry),
                                    _physical_centroid(manual, volume.geometry), atol=1e-6)
 

@@ -93,13 +93,14 @@ def test_the_parameter_node_becomes_the_engines_options(slicer_module):
     """``batchSize`` 0 (the spin box's "automatic") is ``batch_size`` None; the check boxes are seconds and models."""
     parameters = types.SimpleNamespace(plane=slicer_module.SlicingPlane.K, device=slicer_module.Device.CPU,
                                        precision=slicer_module.Precision.AUTO, batchSize=0, adaptToScan=True,
-                                       keepMeasuredKSpace=False)
+                                       keepMeasuredKSpace=False, scale=slicer_module.Scale.X2)
     options = slicer_module.RRLSRNSuperResLogic.engineOptions(parameters)
     assert options == EngineOptions(plane="k", device="cpu", batch_size=None,
                                     adapt_seconds=slicer_module.ADAPT_SECONDS, consistency="none")
     parameters.batchSize, parameters.adaptToScan, parameters.keepMeasuredKSpace = 4, False, True
+    parameters.scale = slicer_module.Scale.X4
     assert slicer_module.RRLSRNSuperResLogic.engineOptions(parameters) == EngineOptions(
-        plane="k", device="cpu", batch_size=4)
+        plane="k", device="cpu", batch_size=4, scale=4)
 
 
 def test_the_reconstruction_takes_the_panels_device_precision_and_batch_size_but_no_adaptation(slicer_module):

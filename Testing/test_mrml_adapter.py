@@ -86,31 +86,33 @@ def node_count(scene) -> int:
     return scene.GetNumberOfNodes()
 
 
+@pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize(("spacing", "shape_kji", "upsampled_ijk"), [
     (SPACING_THICK_K, (5, 14, 12), (0, 1)),
     ((3.5, 0.9, 1.1), (14, 12, 5), (1, 2)),
 ])
-def test_output_ijk_to_ras_follows_the_x2_contract_for_oblique_flipped_volumes(
-        mrml_scene, mrml_tiny_model_path, spacing, shape_kji, upsampled_ijk):
+def test_output_ijk_to_ras_follows_the_x2_and_x4_contract_for_oblique_flipped_volumes(
+        mrml_scene, mrml_tiny_model_path, spacing, shape_kji, upsampled_ijk, scale):
     directions = oblique_flipped_directions(seed=7)
     assert np.linalg.det(directions) < 0
     voxels = np.random.default_rng(1).uniform(0, 500, shape_kji).astype(np.float32)
     source = add_volume(mrml_scene, voxels, spacing, directions, origin=(-40.0, 12.5, 7.0))
     transform = add_parent_transform(mrml_scene, source)
 
-    output = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path)
+    output = superresolve_volume_node(source, device="cpu", model=mrml_tiny_model_path, scale=scale)
 
     before = ijk_to_ras(source)
     expected = before.copy()
     shift = np.zeros(4)
     for axis in upsampled_ijk:
-        expected[:3, axis] /= 2.0
-        shift[axis] = -0.25
+        expected[:3, axis] /= scale
+        shift[axis] = -(scale - 1) / (2 * scale)  # -1/4 at x2, -3/8 at x4
     expected[:3, 3] = before[:3, 3] + before[:3, :3] @ shift[:3]
     np.testing.assert_allclose(ijk_to_ras(output), expected, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(ijk_to_ras(output)[:3, :3], axis=0),
-                               [s / 2 if a in upsampled_ijk else s for a, s in enumerate(spacing)])
-    expected_dims = [n * 2 if a in upsampled_ijk else n for a, n in enumerate(shape_kji[::-1])]
+                               [s / scale if a in upsampled_ijk else s for a, s in enumerate(spacing)])
+    assert output.GetName().endswith(f" x{scale} RRLSRN")
+    expected_dims = [n * scale if a in upsampled_ijk else n for a, n in enumerate(shape_kji[::-1])]
     assert list(output.GetImageData().GetDimensions()) == expected_dims
     assert output.GetAttribute(ATTRIBUTE_SLICE_AXIS) == "ijk"[({0, 1, 2} - set(upsampled_ijk)).pop()]
     assert output.GetTransformNodeID() == transform.GetID()

@@ -97,3 +97,21 @@ def test_report_writes_the_tables_json_and_figures(volumes, tmp_path, capsys):
 def test_report_refuses_a_malformed_ablation(volumes, tmp_path, capsys):
     assert cli.main(["report", *volumes, "--out", str(tmp_path / "r"), "--ablation", "no_gdl"]) == 2
     assert "NAME=MODEL" in capsys.readouterr().err
+
+
+def test_report_scale_4_compares_every_method_at_x4(volumes, tmp_path):
+    model = tiny_model(tmp_path / "rrlsrn.pt", "rrlsrn")
+    srcnn = tiny_model(tmp_path / "srcnn.pt", "srcnn")
+    out = tmp_path / "report"
+    assert cli.main(["report", *volumes, "--out", str(out), "--model", model, "--srcnn", srcnn, "--scale", "4",
+                     "--degradation", "kspace", "--device", "cpu", "--precision", "fp32", "--views", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["scale"] == 4 and report["conventions"]["kspace"]["scale"] == 4
+    assert "Scale: x4 in-plane" in (out / "report.md").read_text(encoding="utf-8")
+    hr, mask = head((3, 40, 44), 7.0)
+    direct = simulated_lr.evaluate_volume(hr, SPACING_IJK, mask, "kspace", EngineOptions(
+        model=model, device="cpu", precision="fp32", consistency="kspace", views=1, scale=4))
+    assert direct["evaluated_shape_shw"] == [3, 40, 44]
+    first = report["degradations"]["kspace"]["volumes"][0]["psnr"]
+    for method, name in (("cubic", "cubic_spline"), ("sinc", "sinc"), ("rrlsrn", "rrlsrn")):
+        assert first[method] == pytest.approx(direct["psnr"][name], abs=1e-6)

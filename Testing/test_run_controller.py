@@ -39,13 +39,32 @@ def test_a_scene_close_cancels_only_a_running_run():
     assert not controller.keep_going
 
 
+def test_an_x4_run_is_estimated_with_its_16_times_larger_output_and_both_levels():
+    import numpy as np
+    from RRLSRNSuperResLib.mrml.run_estimate import GIB, PlannedRun, estimate_run
+
+    def estimate(scale):
+        return estimate_run(PlannedRun((512, 512, 40), 2, np.dtype(np.int16), True, scale=scale, adapt_seconds=60.0),
+                            True, 64 * GIB, cpu_count=2)
+
+    x2, x4 = estimate(2), estimate(4)
+    assert x4.output_size_ijk == (2048, 2048, 40)
+    x2_voxels, x4_voxels = 1024 * 1024 * 40, 2048 * 2048 * 40
+    # float32 x4 output + float32 x2 result of the first level + normalised input + the int16 cast
+    assert x4.peak_bytes == 4 * x4_voxels + 4 * x2_voxels + 4 * 512 * 512 * 40 + 2 * x4_voxels
+    assert x4.cpu_seconds == pytest.approx(5.2 * (x2_voxels + x4_voxels) / 1e6 + 60.0)
+    assert x2.cpu_seconds == pytest.approx(5.2 * x2_voxels / 1e6 + 60.0)
+    assert x4.needs_confirmation and not x2.needs_confirmation, "18 minutes at x4, under 5 at x2"
+
+
 def test_a_large_run_is_estimated_and_needs_confirmation():
     """Issue 26 item 5: 512 x 512 x 300 int16 gives a 1024 x 1024 x 300 float32 result."""
     import numpy as np
-    from RRLSRNSuperResLib.mrml.run_estimate import GIB, estimate_run
+    from RRLSRNSuperResLib.mrml.run_estimate import GIB, PlannedRun, estimate_run
 
     def estimate(available, cores=16, keep=False, on_cpu=True):
-        return estimate_run((512, 512, 300), 2, np.dtype(np.int16), keep, on_cpu, available, cpu_count=cores)
+        return estimate_run(PlannedRun((512, 512, 300), 2, np.dtype(np.int16), keep), on_cpu, available,
+                            cpu_count=cores)
 
     roomy = estimate(64 * GIB)
     assert roomy.output_size_ijk == (1024, 1024, 300)

@@ -12,7 +12,7 @@ from RRLSRNSuperResLib.imaging.geometry import upsampled_geometry
 from RRLSRNSuperResLib.imaging.overlap import dice
 from RRLSRNSuperResLib.io.volumes import read_volume
 from RRLSRNSuperResLib.masks.fetal_brain import LOW_CONFIDENCE, fetal_brain_mask
-from RRLSRNSuperResLib.masks.transfer import mask_to_x2_grid
+from RRLSRNSuperResLib.masks.transfer import mask_to_upsampled_grid
 from RRLSRNSuperResLib.mrml.segmentations import (
     BRAIN_MASK_LABEL,
     SEGMENT_NAME,
@@ -107,7 +107,7 @@ def test_segment_exported_on_the_x2_volume_is_the_mask_on_the_x2_grid(seg_sample
     slicer.util.updateVolumeFromArray(upsampled, np.zeros(tuple(reversed(geometry.size)), np.float32))
     apply_geometry(upsampled, geometry)
     np.testing.assert_array_equal(segment_mask_on_volume(segmentation_node, segment_id, upsampled),
-                                  mask_to_x2_grid(mask, slice_axis=2))
+                                  mask_to_upsampled_grid(mask, slice_axis=2))
 
 
 def test_seed_in_ras_gives_the_same_brain(seg_sample_node):
@@ -167,7 +167,7 @@ def test_brain_mask_labelmap_on_the_x2_volume_has_its_grid_and_the_x2_mask(seg_s
     np.testing.assert_array_equal(ijk_to_ras(labelmap), ijk_to_ras(upsampled))
     voxels = slicer.util.arrayFromVolume(labelmap)
     assert voxels.shape == slicer.util.arrayFromVolume(upsampled).shape
-    np.testing.assert_array_equal(voxels, mask_to_x2_grid(mask, slice_axis=2) * BRAIN_MASK_LABEL)
+    np.testing.assert_array_equal(voxels, mask_to_upsampled_grid(mask, slice_axis=2) * BRAIN_MASK_LABEL)
     assert labelmap.GetDisplayNode() is not None
 
 
@@ -180,7 +180,7 @@ def test_brain_mask_labelmap_is_updated_not_duplicated_on_a_second_run(seg_sampl
     second = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled)
     assert second is first
     assert node.GetScene().GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode") == 1
-    np.testing.assert_array_equal(slicer.util.arrayFromVolume(second), mask_to_x2_grid(mask, slice_axis=2))
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(second), mask_to_upsampled_grid(mask, slice_axis=2))
 
 
 def test_masks_stay_on_the_volumes_under_a_parent_transform(seg_sample_node):
@@ -197,7 +197,7 @@ def test_masks_stay_on_the_volumes_under_a_parent_transform(seg_sample_node):
     labelmap = brain_mask_on_volume_as_labelmap(segmentation_node, upsampled, name="mask x2")
     assert labelmap.GetName() == "mask x2"
     assert labelmap.GetTransformNodeID() == transform.GetID()
-    np.testing.assert_array_equal(slicer.util.arrayFromVolume(labelmap), mask_to_x2_grid(mask, slice_axis=2))
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(labelmap), mask_to_upsampled_grid(mask, slice_axis=2))
 
 
 def test_markups_seed_is_the_first_point_in_the_volumes_own_frame(seg_scene):

@@ -209,7 +209,43 @@ def test_truncated_gzip_check_reads_whole_files(tmp_path):
         read_volume(path)
 
 
-def test_brain_mask_restricts_extracts_and_is_written_on_the_x2_grid(tmp_path):
+@pytest.mark.parametrize("thick_axis", [0, 2])
+def test_superres_scale_4_writes_the_exact_x4_grid_consistent_with_the_input(tmp_path, thick_axis):
+    """x4 by two x2 levels: spacing / 4 in-plane, origin moved by -3/8 of the old spacing through an
+    oblique direction, field of view and content in place, the input's k-space band kept."""
+    from RRLSRNSuperResLib.imaging.degrade import downsample_slices
+
+    rng = np.random.default_rng(40 + thick_axis)
+    size, spacing, centre, sigma = [20, 24, 22], [0.9, 1.1, 1.0], [8.3, 11.6, 10.2], [2.5, 3.0, 2.0]
+    size[thick_axis], spacing[thick_axis], centre[thick_axis], sigma[thick_axis] = 4, 3.5, 1.7, 1.2
+    voxels = blob_volume(size, centre, sigma) + rng.normal(0.0, 4.0, size[::-1]).astype(np.float32)
+    source = write_image(tmp_path / "stack.nii.gz", voxels, spacing, random_direction(rng), origin=(-12.5, 40.25, 7.0))
+    output = tmp_path / "stack_x4.nii.gz"
+
+    assert main(["superres", str(source), str(output), "--scale", "4", "--views", "1"]) == 0
+
+    low, high = sitk.ReadImage(str(source)), sitk.ReadImage(str(output))
+    inplane = [a for a in range(3) if a != thick_axis]
+    assert list(high.GetSize()) == [n * (4 if a in inplane else 1) for a, n in enumerate(size)]
+    np.testing.assert_allclose(high.GetSpacing(), [s / (4 if a in inplane else 1) for a, s in enumerate(spacing)],
+                               rtol=1e-6)
+    np.testing.assert_allclose(high.GetDirection(), low.GetDirection(), atol=1e-6)
+    three_eighths = [-0.375 if a in inplane else 0.0 for a in range(3)]
+    np.testing.assert_allclose(high.GetOrigin(), low.TransformContinuousIndexToPhysicalPoint(three_eighths), atol=1e-4)
+    last = [float(n - 1) for n in size]  # input voxel n's centre is output voxel 4n + 3/2 in-plane
+    np.testing.assert_allclose(high.TransformContinuousIndexToPhysicalPoint(
+        [4 * v + 1.5 if a in inplane else v for a, v in enumerate(last)]),
+        low.TransformContinuousIndexToPhysicalPoint(last), atol=1e-4)
+    shift = np.linalg.norm(physical_centroid(high, 100.0) - physical_centroid(low, 100.0))
+    assert shift < 0.15 * min(low.GetSpacing())
+    through = 2 - thick_axis
+    measured = np.moveaxis(voxels, through, 0)
+    x4 = np.moveaxis(sitk.GetArrayFromImage(high), through, 0)
+    np.testing.assert_allclose(downsample_slices(x4, "kspace", 4), measured, atol=1e-3 * np.ptp(voxels))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_brain_mask_restricts_extracts_and_is_written_on_the_output_grid(tmp_path, scale):
     size, spacing = (30, 34, 5), (1.0, 1.2, 3.0)
     voxels = blob_volume(size, (14.0, 16.0, 2.0), (3.0, 3.0, 1.0))
     source = write_image(tmp_path / "s.nii.gz", voxels, spacing, random_direction(np.random.default_rng(7)))
@@ -218,12 +254,12 @@ def test_brain_mask_restricts_extracts_and_is_written_on_the_x2_grid(tmp_path):
     mask_path = write_image(tmp_path / "m.nii.gz", mask, spacing, sitk.ReadImage(str(source)).GetDirection())
     out, mask_x2 = tmp_path / "o.nii.gz", tmp_path / "m2.nii.gz"
     assert main(["superres", str(source), str(out), "--mask", str(mask_path), "--extract-brain",
-                 "--mask-output", str(mask_x2)]) == 0
+                 "--mask-output", str(mask_x2), "--scale", str(scale)]) == 0
     result, upsampled_mask = sitk.ReadImage(str(out)), sitk.ReadImage(str(mask_x2))
-    assert upsampled_mask.GetSize() == result.GetSize() == (60, 68, 5)
+    assert upsampled_mask.GetSize() == result.GetSize() == (30 * scale, 34 * scale, 5)
     np.testing.assert_allclose(upsampled_mask.GetOrigin(), result.GetOrigin())
     array, inside = sitk.GetArrayFromImage(result), sitk.GetArrayFromImage(upsampled_mask) > 0
-    assert inside.sum() == 4 * mask.sum()
+    assert inside.sum() == scale ** 2 * mask.sum()
     assert (array[~inside] == 0).all() and array[inside].mean() > 100
     np.testing.assert_allclose(physical_centroid(upsampled_mask, 0.0),
                                physical_centroid(sitk.ReadImage(str(mask_path)), 0.0), atol=1e-6)
@@ -292,3 +328,4 @@ def test_consistency_and_views_options_reach_the_engine(tmp_path):
     network_only = superresolve(measured, (1.0, 1.0, 3.0), EngineOptions(consistency="none", views=1)).voxels
     np.testing.assert_allclose(bare_x2, network_only, atol=1e-4)
     assert np.abs(downsample_slices(bare_x2, "kspace") - measured).max() > 0.1
+

@@ -124,7 +124,7 @@ def _failed(entry: dict[str, Any], started: float, error: Exception) -> dict[str
 def process_stack(task: Task) -> dict[str, Any]:
     """Super-resolve one stack into the derivatives (or skip it); a failure is returned, not raised."""
     started, settings = time.monotonic(), task.settings
-    paths = derivative_paths(settings.output_dir, task.stack)
+    paths = derivative_paths(settings.output_dir, task.stack, settings.options.engine.scale)
     entry: dict[str, Any] = {"source": task.stack.relative, "output": str(paths["image"])}
     try:
         mask, mask_source = _mask_of(settings, task.stack)

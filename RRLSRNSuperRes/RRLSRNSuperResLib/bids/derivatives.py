@@ -17,7 +17,7 @@ from .. import PACKAGE, package_version
 from ..errors import UserInputError
 from .dataset import Stack
 
-DESC_SUPERRESOLVED = "rrlsrnx2"
+DESC_SUPERRESOLVED = "rrlsrnx2"  # "rrlsrnx4" at --scale 4 (derivative_paths)
 DESC_BRAIN = "brain"
 DESC_RECONSTRUCTED = "rrlsrnsvr"  # --reconstruct: one volume per session from all its stacks
 DESC_RECONSTRUCTED_BRAIN = DESC_RECONSTRUCTED + DESC_BRAIN  # its brain mask (another space than the stacks')
@@ -35,12 +35,15 @@ def derivative_name(stack: Stack, desc: str, suffix: str, extension: str = ".nii
     return "_".join([*kept, f"desc-{old}{desc}", suffix]) + extension
 
 
-def derivative_paths(output_dir: Path, stack: Stack) -> dict[str, Path]:
-    """Where a stack's outputs go: same folders as the source, under ``output_dir``."""
+def derivative_paths(output_dir: Path, stack: Stack, scale: int = 2) -> dict[str, Path]:
+    """Where a stack's outputs go: same folders as the source, under ``output_dir``. The x4 outputs
+    (``--scale 4``) have their own labels, so they sit beside the x2 ones: ``desc-rrlsrnx4`` and the
+    mask on their grid ``desc-brainx4``."""
     folder = output_dir / Path(stack.relative).parent
-    image = folder / derivative_name(stack, DESC_SUPERRESOLVED, stack.suffix)
+    image = folder / derivative_name(stack, f"rrlsrnx{scale}", stack.suffix)
+    mask_desc = DESC_BRAIN if scale == 2 else f"{DESC_BRAIN}x{scale}"
     return {"image": image, "sidecar": image.with_name(image.name.replace(".nii.gz", ".json")),
-            "mask": folder / derivative_name(stack, DESC_BRAIN, "mask")}
+            "mask": folder / derivative_name(stack, mask_desc, "mask")}
 
 
 def bids_uri(relative: str, dataset: str = RAW_DATASET_KEY) -> str:
@@ -95,7 +98,9 @@ def dataset_readme() -> str:
         "Deep robust residual network for super-resolution of 2D fetal brain MRI, Sci. Rep. 2022): in-plane "
         "spacing halved, field of view, slice positions and orientation unchanged. Its JSON sidecar carries the "
         "source's acquisition metadata, the model (SHA256), the options and the command that made it. "
-        f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. With `--reconstruct`, "
+        f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. With `--scale 4` the stacks are "
+        "super-resolved x4 in-plane (two cascaded x2 levels; in-plane spacing / 4) into `*_desc-rrlsrnx4_<suffix>"
+        ".nii.gz`, their masks `*_desc-brainx4_mask.nii.gz`. With `--reconstruct`, "
         f"`sub-<label>[_ses-<label>]_desc-{DESC_RECONSTRUCTED}_<suffix>.nii.gz` is instead one motion-corrected "
         "isotropic volume reconstructed from all the session's stacks (each x2 in-plane by RRLSRN first), "
         f"`*_desc-{DESC_RECONSTRUCTED_BRAIN}_mask.nii.gz` its brain mask; its sidecar records every slice's pose "
@@ -123,7 +128,7 @@ def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, st
         **stack.metadata,  # the source's acquisition (RepetitionTime, EchoTime, ...): still true in-plane x2
         "SkullStripped": bool(stack.metadata.get("SkullStripped")) or bool(options.get("extract_brain")),
         "Sources": sources,
-        "Description": "x2 in-plane super-resolution by RRLSRN; in-plane spacing halved, field of view unchanged",
+        "Description": _description(options.get("scale", 2)),
         "RRLSRN": {
             "Input": input_identity,
             "Model": model,
@@ -139,6 +144,12 @@ def sidecar(stack: Stack, *, input_identity: dict[str, Any], model: dict[str, st
             "Command": command,
         },
     }
+
+
+def _description(scale: int) -> str:
+    spacing = "halved" if scale == 2 else f"divided by {scale}"
+    cascade = "" if scale == 2 else " (two cascaded x2 levels)"
+    return f"x{scale} in-plane super-resolution by RRLSRN{cascade}; in-plane spacing {spacing}, field of view unchanged"
 
 
 def find_mask(derivatives_dir: Path, stack: Stack) -> Path:

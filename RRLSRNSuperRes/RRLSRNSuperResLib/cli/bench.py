@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(options.device)
     compute_dtype = resolve_precision(options.precision, device)
     model, _ = resolve_model(options.model, options.consistency)
-    flops = model_flops_per_lr_pixel(model) * volume.voxels.size * options.views
+    # x4: the second level runs on the first level's output, 4 times the input's pixels.
+    flops = model_flops_per_lr_pixel(model) * volume.voxels.size * options.views * (5 if options.scale == 4 else 1)
     ceiling_fp32 = matmul_gflops(device)
     ceiling_same = ceiling_fp32 if compute_dtype is None else matmul_gflops(device, compute_dtype)
     if device.type == "cuda":
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
                "model": model_identity(options.model, options.consistency)["name"],
                "device": device.type, "precision": precision_name(compute_dtype),
                "consistency": options.consistency, "views": options.views, "detail": options.detail,
+               "scale": options.scale,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "seconds_median": round(seconds, 3), "slices_per_second": round(slices / seconds, 2),
                "model_gflop_fp32_counted": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),

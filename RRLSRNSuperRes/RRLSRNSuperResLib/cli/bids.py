@@ -52,6 +52,8 @@ def reconstruction_job(args: argparse.Namespace, engine):
         if args.resolution is not None or not args.superres:
             raise UserInputError("--resolution and --no-superres go with --reconstruct")
         return None
+    if engine.scale != 2:
+        raise UserInputError("--reconstruct super-resolves each stack x2 before fusing them; leave --scale at 2")
     resolution = 0.8 if args.resolution is None else args.resolution
     if not resolution > 0:
         raise UserInputError(f"--resolution must be positive, not {resolution}")

@@ -18,7 +18,7 @@ from ..engine.self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
 from ..errors import UserInputError
 from ..evaluation.simulated_lr import MATCHED
 from ..imaging.consistency import CONSISTENCY_MODELS
-from ..imaging.geometry import PLANES
+from ..imaging.geometry import PLANES, SCALES
 from ..model.precision import PRECISIONS
 
 CONSISTENCY_HELP = {
@@ -28,13 +28,14 @@ CONSISTENCY_HELP = {
     "none": "the network's output as it is (e.g. for an input masked or edited after reconstruction)",
 }
 ENGINE_OPTIONS = ("model", "device", "precision", "plane", "acquisition", "batch_size", "consistency", "views",
-                  "adapt_seconds", "detail")
+                  "adapt_seconds", "detail", "scale")
 _DESTINATIONS = {"adapt_seconds": "adapt"}  # EngineOptions field -> argparse destination, where they differ
 
 
 def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: Sequence[str] = CONSISTENCY_MODELS,
                        omit: Sequence[str] = ()) -> None:
-    """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt --detail``,
+    """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt --detail
+    --scale``,
     with the same defaults and help everywhere; ``omit`` names the ``EngineOptions`` fields a command
     does not apply. ``consistency_choices`` starting with ``matched``: an evaluation command (its default)."""
     declarations = {
@@ -71,6 +72,10 @@ def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: 
                  "calibration on the stack itself (one octave down) supports, so smooth stacks do not get "
                  "invented detail (k-space consistency only; else full); full: keep it all (the behaviour "
                  "before); GAIN: a fixed share from 0 to 1 (0 = zero-fill)"),
+        "scale": lambda: parser.add_argument(
+            "--scale", type=int, choices=SCALES, default=2,
+            help="in-plane factor: 2 (default), or 4 by two cascaded x2 levels of the same network, the output "
+                 "kept consistent with the input at factor 4 (in-plane spacing / 4, field of view unchanged)"),
     }
     for name in ENGINE_OPTIONS:
         if name not in omit:

@@ -1,4 +1,5 @@
-"""``rrlsrn evaluate``: simulated-LR scores of RRLSRN against cubic spline, bicubic and zero-fill (sinc).
+"""``rrlsrn evaluate``: simulated-LR scores of RRLSRN against cubic spline, bicubic and zero-fill (sinc), at x2
+or (``--scale 4``) x4.
 
 Several HR volumes (each with its brain mask) are evaluated in one run, so a development
 set gives a per-volume table and a summary of the gain (mean, SD, t-distribution 95% CI)
@@ -119,7 +120,8 @@ def evaluate_all(args: argparse.Namespace, pairs: List[Tuple[Volume, Optional[np
     options = engine_options_from_args(
         args, consistency=simulated_lr.matched_consistency(args.consistency, args.degradation))
     results = []
-    print(f"degradation: {args.degradation}; region: {'dilated brain mask' if args.mask else 'Otsu foreground'}")
+    print(f"degradation: {args.degradation} x{args.scale}; region: "
+          f"{'dilated brain mask' if args.mask else 'Otsu foreground'}")
     print(table_header(args.degradation))
     for index, (hr_path, (volume, mask)) in enumerate(zip(args.hr, pairs)):
         name = volume_name(hr_path)
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
                   "detail_option": args.detail,
-                  "conventions": simulated_lr.conventions(args.degradation), "volumes": results, "summary": summary}
+                  "conventions": simulated_lr.conventions(args.degradation, args.scale), "volumes": results,
+                  "summary": summary}
         write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0

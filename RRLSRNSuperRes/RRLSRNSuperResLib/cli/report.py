@@ -82,7 +82,8 @@ def _learned_models_line(report: dict) -> str:
 def markdown(report: dict) -> str:
     """The report as Markdown tables (mean +- SD (95% CI) over the volumes)."""
     lines = [f"Made by `{report['command']}`.", "",
-             f"Volumes: {len(report['volumes'])}. Region: {report['region']}. Cells: mean +- SD (95% CI of the "
+             f"Scale: x{report.get('scale', 2)} in-plane. Volumes: {len(report['volumes'])}. "
+             f"Region: {report['region']}. Cells: mean +- SD (95% CI of the "
              "mean, t-distribution over volumes). PSNR in dB, data range = HR max - min per volume.", "",
              _learned_models_line(report), ""]
     for degradation, table in report["degradations"].items():
@@ -181,7 +182,8 @@ def report_of(args: argparse.Namespace, models, runs_by_degradation: dict) -> di
                          for degradation, runs in runs_by_degradation.items()},
         "ablations": evaluation_report.ablation_table(runs_by_degradation, models),
         "runtime": evaluation_report.runtime_table(first_runs, engine["device"], engine["precision"]),
-        "conventions": {degradation: conventions(degradation) for degradation in runs_by_degradation},
+        "scale": args.scale,
+        "conventions": {degradation: conventions(degradation, args.scale) for degradation in runs_by_degradation},
     }
 
 

@@ -1,4 +1,4 @@
-"""``rrlsrn superres INPUT OUTPUT``: the main job, from a file to a file on the exact x2 grid."""
+"""``rrlsrn superres INPUT OUTPUT``: the main job, from a file to a file on the exact x2 (``--scale 4``: x4) grid."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from .engine_options import add_engine_options, engine_options_from_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="volume SimpleITK reads (NIfTI, NRRD, MHA, DICOM folder)")
     parser.add_argument("output", type=Path,
-                        help="x2 volume to write (atomically; never the input): a file, or a folder with "
-                             "--output-format dicom")
+                        help="x2 (--scale 4: x4) volume to write (atomically; never the input): a file, or a "
+                             "folder with --output-format dicom")
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS,
                         help="default: from OUTPUT's extension (.nii.gz, .nii, .nrrd, .mha); dicom writes a "
                              "derived series into a new folder")
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extract-brain", action="store_true",
                         help="with --mask: set voxels outside the brain to 0 in the output (paper Fig. 1a)")
     parser.add_argument("--mask-output", type=Path, metavar="PATH",
-                        help="with --mask: also write the mask on the x2 grid (uint8 0/1)")
+                        help="with --mask: also write the mask on the output grid (uint8 0/1)")
     parser.add_argument("--output-type", choices=OUTPUT_TYPES, default="auto",
                         help="auto (default): an integer input's type, rounded, unless that would clip, else "
                              "float32; float32: always, overshoot kept; input: the input's type, clipped")

@@ -4,7 +4,7 @@ A stack zero-fill interpolated by the scanner has no detail at its finest scale.
 looks for missing detail one octave below its input's Nyquist, so on such a stack it finds
 none. With ``EngineOptions.acquisition="auto"`` an interpolated stack (see ``imaging.bandwidth``) is brought
 down to its acquisition matrix by k-space cropping (which loses nothing: that band is
-empty), super-resolved there, and zero-filled to the promised x2 grid of the input. The
+empty), super-resolved there, and zero-filled to the promised x2 (or x4) grid of the input. The
 output grid contract of ``engine.volume.superresolve`` does not change.
 
 Only stacks interpolated on both in-plane axes are handled this way (the scanner's
@@ -68,10 +68,11 @@ def _on_acquisition_grid(voxels: np.ndarray, spacing_ijk, axis: int, band: InPla
     if mask is not None:
         mask = np.moveaxis(_nearest_slices(np.moveaxis(np.asarray(mask) > 0, through, 0), acquired_size), 0, through)
     result = superresolve(acquired, tuple(acquired_spacing), options, mask_kji=mask, progress=progress)
-    x2_slices = fourier_resample_slices(np.moveaxis(result.voxels, through, 0), (2 * height, 2 * width))
-    output = np.moveaxis(x2_slices, 0, through)
+    factor = options.scale
+    upsampled = fourier_resample_slices(np.moveaxis(result.voxels, through, 0), (factor * height, factor * width))
+    output = np.moveaxis(upsampled, 0, through)
     note = (f"{band.describe()}: super-resolved on its {acquired_size[1]} x {acquired_size[0]} acquisition grid, "
-            f"then zero-filled to the x2 grid ({2 * width} x {2 * height})")
+            f"then zero-filled to the x{factor} grid ({factor * width} x {factor * height})")
     return SuperResolutionResult(cast_to(output, output_dtype), axis, result.device, time.monotonic() - started,
                                  result.scale, [note] + result.notes, result.precision, result.detail_gain)
 

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import UserInputError
 from ..imaging.consistency import project
-from ..imaging.degrade import crop_to_even, downsample
+from ..imaging.degrade import crop_to_multiple, downsample
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.optimizer_step import optimizer_step
@@ -68,7 +68,7 @@ class _Pairs:
     """The slices (targets) and their x2 degradations (inputs), split into learn and hold-out."""
 
     def __init__(self, normalised_slices: np.ndarray, device: torch.device, degradation: str = "kspace"):
-        targets = torch.from_numpy(np.ascontiguousarray(crop_to_even(normalised_slices), dtype=np.float32))[:, None]
+        targets = torch.from_numpy(np.ascontiguousarray(crop_to_multiple(normalised_slices), dtype=np.float32))[:, None]
         with torch.no_grad():
             inputs = downsample(targets, degradation)
         held = np.zeros(len(targets), dtype=bool)

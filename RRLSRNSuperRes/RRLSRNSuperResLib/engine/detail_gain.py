@@ -17,18 +17,25 @@ detail is more real there: ``g_down`` over-states the gain wanted at the real sc
 shrunk by ``AUTO_SHRINK`` (chosen on the stress set of ``evaluation.stress_set``; see
 docs/results.md). It applies where the consistency model is ``kspace``, the model the
 calibration simulates; elsewhere ``auto`` keeps all detail.
+
+At x4 (two cascaded x2 levels, ``engine.volume``) the gain is calibrated once, on the input
+as at x2, and scales what each level adds: at the first level the detail beyond the input's
+band, at the second what it adds to the first level's output. There is no measurement one
+octave below the second level's input (its k-space beyond the input's band is the first level's
+own guess), so it is not calibrated again: the first level's gain is the best measured estimate
+of how much of this network's detail the stack supports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 
 from ..imaging.consistency import project_onto_measurement
-from ..imaging.degrade import crop_to_even, downsample_slices
+from ..imaging.degrade import crop_to_multiple, downsample_slices
 from ..imaging.local_gain import local_gain
 from .options import Detail, parse_detail
 from .slice_runner import BatchTooLarge, SliceRunner, Window
@@ -48,7 +55,7 @@ def calibrate_gain(x2: Callable[[np.ndarray], np.ndarray], slices: np.ndarray) -
     Gaussian of ``AUTO_SIGMA_PIXELS``), so a smooth brain inside sharp maternal tissue gets its
     own gain. See the module docstring.
     """
-    lr = crop_to_even(slices.astype(np.float32))
+    lr = crop_to_multiple(slices.astype(np.float32))
     if min(lr.shape[1:]) < 2 * _MIN_CALIBRATION_SIDE:
         return np.ones(slices.shape, dtype=np.float32)
     lower = downsample_slices(lr, "kspace")
@@ -112,15 +119,23 @@ def network_x2(runner: SliceRunner, batch: int,
     return x2
 
 
-def keep_detail(projected: np.ndarray, lr: np.ndarray, gain: Union[float, np.ndarray], consistency: str) -> np.ndarray:
+def keep_detail(projected: np.ndarray, lr: np.ndarray, gain: Union[float, np.ndarray], consistency: str,
+                level_input: Optional[np.ndarray] = None) -> np.ndarray:
     """``b + gain (projected - b)``, ``b = D^+ lr``: the out-of-band part scaled, the measured band
     kept exactly (``projected`` must be consistent with ``lr``). A gain map (``S x h x w``, on the
-    LR grid) is taken per pixel and the result projected again, so it stays consistent."""
+    LR grid) is taken per pixel and the result projected again, so it stays consistent.
+
+    ``level_input``: on a cascade's second level (``projected`` on the x4 grid of ``lr``), the first
+    level's output (``S x 2h x 2w``, consistent with ``lr``): then ``b = D^+ level_input``, so the
+    gain scales what the second level adds, and the result is projected onto ``lr`` at factor 4 again.
+    """
     if np.ndim(gain) == 0 and gain == 1.0:
         return projected
     with torch.no_grad():
-        base = project_onto_measurement(np.zeros_like(projected), lr, consistency)
-    if np.ndim(gain) == 0:
+        base = project_onto_measurement(np.zeros_like(projected), lr if level_input is None else level_input,
+                                        consistency)
+    if np.ndim(gain) == 0 and level_input is None:
         return (base + gain * (projected - base)).astype(np.float32)
-    per_pixel = np.repeat(np.repeat(gain, 2, axis=1), 2, axis=2)
+    factor = projected.shape[1] // np.shape(gain)[1] if np.ndim(gain) else 1
+    per_pixel = np.repeat(np.repeat(gain, factor, axis=1), factor, axis=2) if np.ndim(gain) else gain
     return project_onto_measurement(base + per_pixel * (projected - base), lr, consistency)

@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 from ..errors import UserInputError
 from ..imaging.consistency import CONSISTENCY_MODELS
-from ..imaging.geometry import PLANES
+from ..imaging.geometry import PLANES, SCALES
 from ..model.precision import PRECISIONS
 from .devices import DEVICES
 from .self_ensemble import DEFAULT_VIEWS, VIEW_COUNTS
@@ -43,7 +43,8 @@ class EngineOptions:
     (``engine.self_ensemble``). ``adapt_seconds``: over 0, first fine-tune a copy of the model on
     the stack's own slices for about that long (``engine.adaptation``). ``detail``: how much of the
     network's out-of-band detail to keep (``engine.detail_gain``): ``auto`` (calibrated on the stack,
-    k-space consistency only), ``full``, or a gain in [0, 1] (a number or its text).
+    k-space consistency only), ``full``, or a gain in [0, 1] (a number or its text). ``scale``: the
+    in-plane factor, 2 (one network pass) or 4 (two cascaded x2 levels, ``engine.volume``).
     """
 
     model: ModelSource = None
@@ -56,6 +57,7 @@ class EngineOptions:
     views: int = DEFAULT_VIEWS
     adapt_seconds: float = 0.0
     detail: Detail = "auto"
+    scale: int = 2
 
     def __post_init__(self) -> None:
         for name, value, choices in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
@@ -63,6 +65,8 @@ class EngineOptions:
                                      ("consistency", self.consistency, CONSISTENCY_MODELS)):
             if value not in choices:
                 raise UserInputError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        if self.scale not in SCALES:
+            raise UserInputError(f"scale must be one of {', '.join(map(str, SCALES))}, not {self.scale}")
         if self.views not in VIEW_COUNTS:
             raise UserInputError(f"self-ensemble views must be one of {', '.join(map(str, VIEW_COUNTS))}, "
                                  f"not {self.views}")

@@ -1,4 +1,9 @@
-"""Slice-wise x2 super-resolution of a volume: the one entry point every front end uses.
+"""Slice-wise x2 (or x4) super-resolution of a volume: the one entry point every front end uses.
+
+x4 cascades two x2 levels of the same network: the first level's output is the second's input,
+while the measurement stays the input: the second level's output is made consistent with the
+input slices at factor 4 (at x4 the input's k-space band is the central quarter on each axis),
+and the detail gain scales what each level adds (``engine.detail_gain``).
 
 Plane choice, per-volume normalisation, batching sized to free memory, device choice with
 out-of-memory fallback, optional brain-box restriction, a self-ensemble of flipped views, the
@@ -15,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -42,11 +47,13 @@ _BYTES_PER_LR_PIXEL = 64 * 4 * 12  # live activations per input pixel (features 
 # 540 vs 365 (bfloat16).
 _CPU_BATCH = 1
 _MEMORY_SHARE = 0.5
+LEVEL_ONE_SHARE = 0.2
+"""The share of an x4 run's progress taken by its first level (the second has 4x the pixels)."""
 
 
 @dataclass
 class SuperResolutionResult:
-    """The x2 volume (numpy K x J x I) and how it was made."""
+    """The x2 (or x4) volume (numpy K x J x I) and how it was made."""
 
     voxels: np.ndarray
     slice_axis: int
@@ -108,22 +115,30 @@ def brain_window(mask_slices: np.ndarray, margin: int = BOX_MARGIN_LR_PIXELS) ->
 
 
 class _Reporter:
-    """Calls ``progress`` and turns a ``False`` answer into cancellation."""
+    """Calls ``progress`` and turns a ``False`` answer into cancellation; its fractions 0 to 1 are mapped
+    into ``start`` to ``stop`` (what adaptation or a cascade's other level leaves)."""
 
-    def __init__(self, progress: Progress | None, offset: float = 0.0):
+    def __init__(self, progress: Progress | None, start: float = 0.0, stop: float = 1.0):
         self.progress = progress
-        self.offset = offset  # progress already spent (adaptation); the rest is scaled into what remains
+        self.start, self.stop = start, stop
 
     def __call__(self, fraction: float, message: str) -> None:
-        fraction = self.offset + (1 - self.offset) * float(fraction)
+        fraction = self.start + (self.stop - self.start) * float(fraction)
         if self.progress is not None and self.progress(fraction, message) is False:
             raise SuperResolutionCancelled("super-resolution cancelled; nothing was written")
+
+    def part(self, start: float, stop: float) -> _Reporter:
+        """The reporter of the share ``start`` to ``stop`` of this one's range."""
+        span = self.stop - self.start
+        return _Reporter(self.progress, self.start + span * start, self.start + span * stop)
 
 
 @dataclass
 class _Run:
-    """One volume's run: its slices (``S x H x W`` view along the slice axis), the output being filled
-    (KJI, and the same view of it), the network on its device, the intensity scale, the window."""
+    """One level's run: its input slices (``S x H x W`` view along the numpy axis ``through``), the x2
+    output being filled (KJI, and the same view of it), the network on its device, the intensity scale,
+    the window; ``measured``: the input slices the output is made consistent with, None: ``slices``
+    (the first level; a cascade's second level keeps the first level's input)."""
 
     slices: np.ndarray
     output: np.ndarray
@@ -131,13 +146,16 @@ class _Run:
     runner: SliceRunner
     scale: IntensityScale
     window: Window
+    through: int
+    measured: Optional[np.ndarray] = None
     done: int = 0
 
 
 def superresolve(voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float],
                  options: EngineOptions = DEFAULT_OPTIONS, *, mask_kji: np.ndarray | None = None,
                  progress: Progress | None = None, output_dtype: np.dtype | None = None) -> SuperResolutionResult:
-    """Super-resolve a volume x2 on its two in-plane axes, slice by slice, on the grid as given.
+    """Super-resolve a volume x2 (``options.scale`` 4: x4) on its two in-plane axes, slice by slice, on the
+    grid as given.
 
     Parameters
     ----------
@@ -165,7 +183,11 @@ def superresolve(voxels_kji: np.ndarray, spacing_ijk: tuple[float, float, float]
     gain = _calibrate_detail(run, options, batch, report)
     report(0.0, f"super-resolving {len(run.slices)} slices on {run.runner.device.type} in "
                 f"{precision_name(run.runner.compute_dtype)}")
-    _fill(run, options, batch, gain, report)
+    first_share = LEVEL_ONE_SHARE if options.scale == 4 else 1.0
+    _fill(run, options, batch, gain, report.part(0.0, first_share))
+    if options.scale == 4:
+        run = _second_level(run)
+        _fill(run, options, _batch_size(run, options), gain, report.part(first_share, 1.0))
     return SuperResolutionResult(cast_to(run.output, output_dtype), axis,
                                  run.runner.device.type, time.monotonic() - started, run.scale, run.runner.notes,
                                  precision_name(run.runner.compute_dtype), gain.mean)
@@ -188,20 +210,41 @@ def _prepare(voxels: np.ndarray, through: int, options: EngineOptions, mask_kji:
                                             compute_dtype, lambda fraction, message: report(fraction / 2, message),
                                             options.consistency)
         notes.append(adaptation.describe())
-        report = _Reporter(progress, offset=0.5)
+        report = _Reporter(progress, start=0.5)
     count, height, width = slices.shape
-    output = np.empty(tuple(n * (1 if a == through else 2) for a, n in enumerate(voxels.shape)), dtype=np.float32)
-    output_slices = np.moveaxis(output, through, 0)
     window = Window(0, height, 0, width)
     if mask_kji is not None:
         window = brain_window(np.moveaxis(np.asarray(mask_kji) > 0, through, 0))
-        if window != Window(0, height, 0, width):
-            for index in range(count):
-                output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
+    output, output_slices = _allocate_output(slices, through, window)
     runner = SliceRunner(network, device, halo, notes=notes, report=lambda message: report(run.done / count, message),
                          compute_dtype=compute_dtype, views=options.views)
-    run = _Run(slices, output, output_slices, runner, scale, window)
+    run = _Run(slices, output, output_slices, runner, scale, window, through)
     return run, report
+
+
+def _allocate_output(slices: np.ndarray, through: int, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """The x2 output (KJI float32, the slices along numpy axis ``through``) and its ``S x 2H x 2W`` view;
+    cubic spline where a window smaller than the slice leaves the network out."""
+    count, height, width = slices.shape
+    shape = [count, 2 * height, 2 * width]
+    shape.insert(through, shape.pop(0))
+    output = np.empty(tuple(shape), dtype=np.float32)
+    output_slices = np.moveaxis(output, through, 0)
+    if window != Window(0, height, 0, width):
+        for index in range(count):
+            output_slices[index] = cubic_spline_upsample_slice(slices[index].astype(np.float32))
+    return output, output_slices
+
+
+def _second_level(first: _Run) -> _Run:
+    """A cascade's x2 -> x4 level: the first level's output is its input, its window doubled, the same
+    network, intensity scale and measurement (the first level's input slices)."""
+    window = Window(*(2 * edge for edge in (first.window.top, first.window.bottom, first.window.left,
+                                            first.window.right)))
+    output, output_slices = _allocate_output(first.output_slices, first.through, window)
+    first.runner.notes.append("x4: two cascaded x2 levels, the second made consistent with the input at factor 4")
+    return _Run(first.output_slices, output, output_slices, first.runner, first.scale, window, first.through,
+                measured=first.slices)
 
 
 def _batch_size(run: _Run, options: EngineOptions) -> int:
@@ -227,6 +270,7 @@ def _fill(run: _Run, options: EngineOptions, batch: int, gain: DetailGain, repor
     detail and keep constant slices constant."""
     count = len(run.slices)
     window = run.window
+    run.runner.report = lambda message: report(run.done / count, message)
     with _deterministic(run.runner.device):
         while run.done < count:
             chunk = run.slices[run.done: run.done + batch]
@@ -237,14 +281,23 @@ def _fill(run: _Run, options: EngineOptions, batch: int, gain: DetailGain, repor
                 run.runner.notes.append(f"out of GPU memory: batch reduced to {batch}")
                 report(run.done / count, run.runner.notes[-1])
                 continue
-            whole = run.output_slices[run.done: run.done + len(chunk)]
+            part = slice(run.done, run.done + len(chunk))
+            whole = run.output_slices[part]
             whole[:, 2 * window.top: 2 * window.bottom, 2 * window.left: 2 * window.right] = run.scale.restore(result)
             if options.consistency != "none":
-                whole[...] = keep_detail(project_onto_measurement(whole, chunk, options.consistency), chunk,
-                                         gain.for_slices(run.done, run.done + len(chunk)), options.consistency)
+                whole[...] = _made_consistent(run, whole, part, gain, options.consistency)
             _keep_constant_slices(chunk, whole)
             run.done += len(chunk)
             report(run.done / count, f"{run.done}/{count} slices")
+
+
+def _made_consistent(run: _Run, estimate: np.ndarray, part: slice, gain: DetailGain, consistency: str) -> np.ndarray:
+    """``estimate`` (the slices ``part`` of this level's output) projected onto the measured input slices
+    (at factor 4 on a cascade's second level), with the detail gain's share of what this level adds."""
+    measured = run.slices[part] if run.measured is None else run.measured[part]
+    level_input = None if run.measured is None else run.slices[part]
+    return keep_detail(project_onto_measurement(estimate, measured, consistency), measured,
+                       gain.for_slices(part.start, part.stop), consistency, level_input)
 
 
 def _keep_constant_slices(chunk: np.ndarray, target: np.ndarray) -> None:

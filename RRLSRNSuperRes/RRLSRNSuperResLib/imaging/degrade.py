@@ -1,8 +1,9 @@
-"""HR -> LR simulation (x2 in-plane) and the interpolation baselines, as fixed by docs/design.md.
+"""HR -> LR simulation (x2 or x4 in-plane) and the interpolation baselines, as fixed by docs/design.md.
 
-LR pixel ``j`` is centred between HR pixels ``2j`` and ``2j+1``: the x2 output grid of
-``imaging.geometry`` read backwards, so SR(LR) and HR share one grid. All functions work on
-torch batches ``N x 1 x H x W`` (H, W even for degradation); numpy wrappers work per slice.
+At factor ``f`` LR pixel ``j`` is centred on HR pixels ``f j`` to ``f j + f - 1`` (between ``2j``
+and ``2j+1`` at x2): the x``f`` output grid of ``imaging.geometry`` read backwards, so SR(LR)
+and HR share one grid. All functions work on torch batches ``N x 1 x H x W`` (H, W multiples of
+the factor for degradation); numpy wrappers work per slice.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch.nn.functional as F
 DEGRADATIONS = ("bicubic", "kspace")
 
 
-def bicubic_downsample(hr: torch.Tensor) -> torch.Tensor:
-    """The paper's degradation: antialiased bicubic x1/2."""
-    return F.interpolate(hr, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)
+def bicubic_downsample(hr: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """The paper's degradation: antialiased bicubic x1/``factor`` (the kernel stretched ``factor`` times)."""
+    return F.interpolate(hr, scale_factor=1.0 / factor, mode="bicubic", antialias=True, align_corners=False)
 
 
 def _fourier_resample_1d(spectrum: torch.Tensor, size: int, dim: int) -> torch.Tensor:
@@ -55,33 +56,34 @@ def fourier_resample(images: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return torch.fft.ifft2(spectrum).real.to(images.dtype)
 
 
-def zero_fill_upsample(lr: torch.Tensor) -> torch.Tensor:
-    """Zero-fill (sinc) interpolation x2: what MRI scanners do, and the exact inverse of
-    :func:`kspace_downsample` on the same x2 grid (``kspace_downsample(zero_fill_upsample(x))
+def zero_fill_upsample(lr: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Zero-fill (sinc) interpolation x``factor``: what MRI scanners do, and the exact inverse of
+    :func:`kspace_downsample` on the same grid (``kspace_downsample(zero_fill_upsample(x))
     == x`` for an x with no energy at its Nyquist frequency). The baseline for k-space LR."""
-    return fourier_resample(lr, (2 * lr.shape[-2], 2 * lr.shape[-1]))
+    return fourier_resample(lr, (factor * lr.shape[-2], factor * lr.shape[-1]))
 
 
-def kspace_downsample(hr: torch.Tensor) -> torch.Tensor:
-    """MRI acquisition model: the central half of the 2D spectrum (real part), LR pixel ``j``
-    centred between HR pixels ``2j`` and ``2j + 1``."""
-    return fourier_resample(hr, (hr.shape[-2] // 2, hr.shape[-1] // 2))
+def kspace_downsample(hr: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """MRI acquisition model: the central 1/``factor`` of the 2D spectrum on each axis (real part),
+    LR pixel ``j`` centred on HR pixels ``factor j`` to ``factor j + factor - 1``. Two x2 steps
+    equal one x4 step: the real part only halves the x2 Nyquist, which the second crop drops."""
+    return fourier_resample(hr, (hr.shape[-2] // factor, hr.shape[-1] // factor))
 
 
-def downsample(hr: torch.Tensor, degradation: str) -> torch.Tensor:
-    """Dispatch by name (``bicubic`` or ``kspace``)."""
-    functions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+def downsample(hr: torch.Tensor, degradation: str, factor: int = 2) -> torch.Tensor:
+    """Dispatch by name (``bicubic`` or ``kspace``), x1/``factor`` in-plane."""
+    functions: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
         "bicubic": bicubic_downsample,
         "kspace": kspace_downsample,
     }
     if degradation not in functions:
         raise ValueError(f"unknown degradation {degradation!r}; choose one of {DEGRADATIONS}")
-    return functions[degradation](hr)
+    return functions[degradation](hr, factor)
 
 
-def bicubic_upsample(lr: torch.Tensor) -> torch.Tensor:
-    """Bicubic x2 baseline (``align_corners=False``: same x2 grid as the model)."""
-    return F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False)
+def bicubic_upsample(lr: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """Bicubic x``factor`` baseline (``align_corners=False``: the model's grid)."""
+    return F.interpolate(lr, scale_factor=factor, mode="bicubic", align_corners=False)
 
 
 def fourier_resample_slices(slices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -95,26 +97,26 @@ def fourier_resample_slices(slices: np.ndarray, size: tuple[int, int]) -> np.nda
     return out
 
 
-def zero_fill_upsample_slices(lr_slices: np.ndarray) -> np.ndarray:
-    """Zero-fill (sinc) x2 of a stack ``S x h x w`` of float slices."""
-    return fourier_resample_slices(lr_slices, (2 * lr_slices.shape[-2], 2 * lr_slices.shape[-1]))
+def zero_fill_upsample_slices(lr_slices: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Zero-fill (sinc) x``factor`` of a stack ``S x h x w`` of float slices."""
+    return fourier_resample_slices(lr_slices, (factor * lr_slices.shape[-2], factor * lr_slices.shape[-1]))
 
 
-def cubic_spline_upsample_slice(lr_slice: np.ndarray) -> np.ndarray:
-    """Cubic spline x2 baseline of docs/design.md for one 2D slice."""
+def cubic_spline_upsample_slice(lr_slice: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Cubic spline x``factor`` baseline of docs/design.md for one 2D slice."""
     from scipy import ndimage
 
-    return ndimage.zoom(lr_slice, 2, order=3, mode="reflect", grid_mode=True)
+    return ndimage.zoom(lr_slice, factor, order=3, mode="reflect", grid_mode=True)
 
 
-def crop_to_even(slices: np.ndarray) -> np.ndarray:
-    """Drop the last row/column where the in-plane size is odd (x2 needs even HR sizes)."""
+def crop_to_multiple(slices: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Drop the last rows/columns so the in-plane sizes divide by ``factor`` (even HR sizes at x2)."""
     h, w = slices.shape[-2:]
-    return slices[..., : h - h % 2, : w - w % 2]
+    return slices[..., : h - h % factor, : w - w % factor]
 
 
-def downsample_slices(hr_slices: np.ndarray, degradation: str) -> np.ndarray:
-    """Simulate LR for a stack ``S x H x W`` (H, W even) of float slices."""
+def downsample_slices(hr_slices: np.ndarray, degradation: str, factor: int = 2) -> np.ndarray:
+    """Simulate LR x1/``factor`` for a stack ``S x H x W`` (H, W multiples of ``factor``) of float slices."""
     with torch.no_grad():
         hr = torch.from_numpy(np.ascontiguousarray(hr_slices, dtype=np.float32))[:, None]
-        return downsample(hr, degradation)[:, 0].numpy()
+        return downsample(hr, degradation, factor)[:, 0].numpy()

@@ -1,4 +1,4 @@
-"""Voxel-grid geometry and the x2 in-plane output grid (pure numpy; docs/design.md contract).
+"""Voxel-grid geometry and the x2 (or x4) in-plane output grid (pure numpy; docs/design.md contract).
 
 Conventions: axes are IJK (ITK/SimpleITK order: i fastest); a numpy array of the voxels is
 indexed [k, j, i]. ``direction`` columns are the unit IJK axes in physical space, so a voxel
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PLANES = ("auto", "i", "j", "k")
+SCALES = (2, 4)  # in-plane factors: x2 is one network pass, x4 two cascaded x2 levels (engine.volume)
 ISOTROPY_TOLERANCE = 1e-3
 SQUARE_PIXEL_TOLERANCE = 0.01  # two axes whose spacings differ by at most 1% are an MRI pixel's sides
 
@@ -86,19 +87,22 @@ def _same_spacing(a: float, b: float) -> bool:
     return abs(a - b) <= SQUARE_PIXEL_TOLERANCE * max(a, b)
 
 
-def upsampled_geometry(geometry: Geometry, axis: int) -> Geometry:
-    """The x2 grid: in-plane size x2, spacing / 2, origin moved by -1/4 old spacing per axis.
+def upsampled_geometry(geometry: Geometry, axis: int, scale: int = 2) -> Geometry:
+    """The x``scale`` grid: in-plane size x scale, spacing / scale, origin moved by -(scale - 1) / (2 scale)
+    of the old spacing per in-plane axis (-1/4 at x2, -3/8 at x4).
 
-    The field of view is unchanged and output voxel 2n + 1/2 sits on input voxel n's centre;
-    the slice ``axis`` keeps size, spacing and position; the direction is untouched.
+    The field of view is unchanged and output voxel ``scale n + (scale - 1) / 2`` sits on input voxel
+    n's centre; the slice ``axis`` keeps size, spacing and position; the direction is untouched.
     """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
     size = np.asarray(geometry.size)
     spacing = np.asarray(geometry.spacing, dtype=float)
     shift = np.zeros(3)
     for upsampled in (a for a in range(3) if a != axis):
-        size[upsampled] *= 2
-        shift[upsampled] = -spacing[upsampled] / 4.0
-        spacing[upsampled] /= 2.0
+        size[upsampled] *= scale
+        shift[upsampled] = -spacing[upsampled] * (scale - 1) / (2.0 * scale)
+        spacing[upsampled] /= scale
     origin = np.asarray(geometry.origin, dtype=float) + geometry.direction_matrix @ shift
     return Geometry(
         size=tuple(int(s) for s in size),

@@ -79,7 +79,7 @@ def command_arguments(options: EngineOptions, axis: int, *, keep_input_type: boo
                       mask: bool = False) -> list[str]:
     """``rrlsrn superres`` options for ``options``, the slice axis resolved (IJK index); ``mask``: the
     brain mask is the temporary ``mask.nrrd`` beside the input."""
-    arguments = ["--plane", "ijk"[axis], *engine_arguments(options),
+    arguments = ["--plane", "ijk"[axis], *engine_arguments(options), "--scale", str(options.scale),
                  "--output-type", "input" if keep_input_type else "float32", "--progress-lines"]
     if mask:
         arguments += ["--mask", "mask.nrrd"]
@@ -238,4 +238,4 @@ def superresolve_volume_node_in_background(input_volume_node: Any, output_volume
         summary = run_in_background(python, ["superres", "input.nrrd", "output.nrrd", *arguments], folder, guarded)
         result = ProcessResult(read_nrrd_voxels(folder / "output.nrrd"), int(summary["slice_axis"]),
                                summary["device"], summary["precision"], float(summary["seconds"]), summary["notes"])
-    return store_result(input_volume_node, output_volume_node, result, geometry)
+    return store_result(input_volume_node, output_volume_node, result, geometry, options.scale)

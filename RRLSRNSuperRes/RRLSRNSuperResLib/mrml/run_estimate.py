@@ -1,20 +1,23 @@
 """Memory and time a super-resolution will take, estimated before it starts, and when to ask first.
 
-The output has four times the input's voxels, in float32 while it is computed: a
-1024 x 1024 x 400 stack gives a 6.7 GB result. Without a warning a user starts it, Slicer
+The output has four times the input's voxels (sixteen at x4), in float32 while it is computed: a
+512 x 512 x 400 stack gives a 1.7 GB x2 result, 6.7 GB at x4. Without a warning a user starts it, Slicer
 runs out of memory, and the unsaved scene is lost. The estimate needs neither torch nor Qt
 (the widget shows ``message`` in ``slicer.util.confirmOkCancelDisplay`` when
 ``needs_confirmation``).
 
 Memory (host, bytes): the float32 output, the float32 normalised copy of the input the
-engine works from, and the output cast to the input's type when asked for. The result is
+engine works from, at x4 the float32 x2 result the second level works from, and the output
+cast to the input's type when asked for. The result is
 handed to the node without another copy (``voxel_transfer.adopt_voxels``).
 
 Time: ``CPU_SECONDS_PER_OUTPUT_MEGAVOXEL`` measured with
 ``rrlsrn bench --device cpu --repeats 1`` (the bundled 320 x 320 x 22 sample, 9.01 output
 megavoxels in 46.4 s; bfloat16, 2 self-ensemble views, k-space consistency, torch 2.13 CPU,
 2 cores of an AMD EPYC shared with other jobs, so rather pessimistic), scaled by the number
-of cores as if the work spread evenly. GPUs are far faster and not estimated.
+of cores as if the work spread evenly. At x4 the second level runs the network on the x2 result,
+so the work is that of the x2 output plus that of the x4 output (5 times the x2 run's). GPUs are
+far faster and not estimated.
 """
 
 from __future__ import annotations
@@ -113,21 +116,38 @@ def runs_on_cpu(device: str) -> bool:
     return not (cuda_usable() or mps_usable())
 
 
-def estimate_run(input_size_ijk: tuple[int, int, int], slice_axis_ijk: int, input_dtype: np.dtype,
-                 keep_input_type: bool, on_cpu: bool, available_bytes: Optional[int],
-                 adapt_seconds: float = 0.0, cpu_count: Optional[int] = None) -> RunEstimate:
-    """Estimate a run on an input of ``input_size_ijk`` voxels sliced along IJK ``slice_axis_ijk``.
+@dataclass(frozen=True)
+class PlannedRun:
+    """What is about to run: an input of ``input_size_ijk`` voxels of ``input_dtype`` sliced along IJK
+    ``slice_axis_ijk``, upsampled ``scale`` times in-plane (2 or 4), the result kept in the input's type
+    or not, after ``adapt_seconds`` of adaptation ("Adapt to this scan")."""
 
-    ``on_cpu`` False (a GPU will be used) leaves the time unestimated; ``adapt_seconds`` is
-    added to it ("Adapt to this scan"); ``cpu_count`` defaults to ``os.cpu_count()``.
-    """
-    output_size = tuple(int(n) * (1 if axis == slice_axis_ijk else 2) for axis, n in enumerate(input_size_ijk))
-    input_voxels, output_voxels = int(np.prod(input_size_ijk)), int(np.prod(output_size))
-    peak = 4 * output_voxels + 4 * input_voxels
-    if keep_input_type and np.dtype(input_dtype) != np.float32:
-        peak += np.dtype(input_dtype).itemsize * output_voxels
+    input_size_ijk: tuple[int, int, int]
+    slice_axis_ijk: int
+    input_dtype: np.dtype
+    keep_input_type: bool = False
+    scale: int = 2
+    adapt_seconds: float = 0.0
+
+    def output_size(self, scale: int) -> tuple[int, int, int]:
+        return tuple(int(n) * (1 if axis == self.slice_axis_ijk else scale)
+                     for axis, n in enumerate(self.input_size_ijk))
+
+
+def estimate_run(run: PlannedRun, on_cpu: bool, available_bytes: Optional[int],
+                 cpu_count: Optional[int] = None) -> RunEstimate:
+    """Estimate ``run``. ``on_cpu`` False (a GPU will be used) leaves the time unestimated;
+    ``cpu_count`` defaults to ``os.cpu_count()``."""
+    output_size = run.output_size(run.scale)
+    input_voxels, output_voxels = int(np.prod(run.input_size_ijk)), int(np.prod(output_size))
+    x2_voxels = int(np.prod(run.output_size(2)))
+    network_voxels = x2_voxels + (output_voxels if run.scale == 4 else 0)  # what each level's network writes
+    peak = 4 * output_voxels + 4 * input_voxels + (4 * x2_voxels if run.scale == 4 else 0)
+    if run.keep_input_type and np.dtype(run.input_dtype) != np.float32:
+        peak += np.dtype(run.input_dtype).itemsize * output_voxels
     seconds = None
     if on_cpu:
         cores = max(1, cpu_count or os.cpu_count() or 1)
-        seconds = CPU_SECONDS_PER_OUTPUT_MEGAVOXEL * output_voxels / 1e6 * MEASURED_CORES / cores + adapt_seconds
+        seconds = (CPU_SECONDS_PER_OUTPUT_MEGAVOXEL * network_voxels / 1e6 * MEASURED_CORES / cores
+                   + run.adapt_seconds)
     return RunEstimate(output_size, peak, available_bytes, seconds)

@@ -29,7 +29,12 @@ from .voxel_transfer import adopt_voxels
 if TYPE_CHECKING:
     from ..engine.volume import SuperResolutionResult
 
-OUTPUT_NAME_SUFFIX = " x2 RRLSRN"
+def output_name_suffix(scale: int = 2) -> str:
+    """What an output's name adds to its input's: `` x2 RRLSRN`` (`` x4 RRLSRN`` at x4)."""
+    return f" x{scale} RRLSRN"
+
+
+OUTPUT_NAME_SUFFIX = output_name_suffix(2)
 
 # Provenance stored on the output node (saved with the scene, read by the Slicer module).
 ATTRIBUTE_DEVICE = "RRLSRN.Device"
@@ -111,9 +116,9 @@ def _check_output(output_node: Any, input_node: Any) -> None:
         raise UserInputError(f"output '{output_node.GetName()}' is not in the input's scene")
 
 
-def _new_output_node(input_node: Any) -> Any:
+def _new_output_node(input_node: Any, scale: int) -> Any:
     scene = input_node.GetScene()
-    name = scene.GenerateUniqueName(input_node.GetName() + OUTPUT_NAME_SUFFIX)
+    name = scene.GenerateUniqueName(input_node.GetName() + output_name_suffix(scale))
     return scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
 
 
@@ -131,9 +136,9 @@ def output_node_for_run(input_node: Any, selected_output: Any) -> Any:
     return None if source_id and source_id != input_node.GetID() else selected_output
 
 
-def _name_after_input(output_node: Any, input_node: Any) -> None:
-    """A reused output is renamed after its input, so its name never names another stack."""
-    name = input_node.GetName() + OUTPUT_NAME_SUFFIX
+def _name_after_input(output_node: Any, input_node: Any, scale: int) -> None:
+    """A reused output is renamed after its input, so its name never names another stack (or scale)."""
+    name = input_node.GetName() + output_name_suffix(scale)
     current = output_node.GetName() or ""
     if current != name and not current.startswith(name + "_"):
         output_node.SetName(input_node.GetScene().GenerateUniqueName(name))
@@ -237,14 +242,14 @@ def superresolve_volume_node(
     progress: Progress | None = None,
     **options: Any,
 ) -> Any:
-    """Super-resolve a scalar volume node x2 in-plane into a new or given volume node.
+    """Super-resolve a scalar volume node x2 (``scale=4``: x4) in-plane into a new or given volume node.
 
     Parameters
     ----------
     input_volume_node : vtkMRMLScalarVolumeNode in a scene; its voxels are only read.
     output_volume_node : a previous output (or any scalar volume in the same scene) to
         overwrite, renamed after the input; ``None`` adds a new node named
-        ``"<input name> x2 RRLSRN"``. Front ends pass ``output_node_for_run``'s choice.
+        ``"<input name> x2 RRLSRN"`` (``x4`` at x4). Front ends pass ``output_node_for_run``'s choice.
     device : ``auto``, ``cpu`` or ``cuda`` (``mps`` on Apple), see ``devices.select_device``.
     progress : ``progress(fraction, message)``, called at least once per batch; returning
         ``False`` raises ``SuperResolutionCancelled`` before any node is added or changed.
@@ -253,11 +258,11 @@ def superresolve_volume_node(
         ``engine.superresolve``; every other keyword is a field of ``engine.options.EngineOptions``
         (``model``, ``precision``, ``plane``, ``acquisition`` (default ``auto``: an interpolated
         stack is super-resolved on its acquisition grid), ``batch_size``, ``consistency``,
-        ``views``, ``adapt_seconds``), run by ``engine.acquisition.superresolve_acquired``.
+        ``views``, ``adapt_seconds``, ``detail``, ``scale``), run by ``engine.acquisition.superresolve_acquired``.
 
     Returns
     -------
-    The output vtkMRMLScalarVolumeNode: IJKToRAS per the x2 geometry contract in RAS,
+    The output vtkMRMLScalarVolumeNode: IJKToRAS per the x2 (x4) geometry contract in RAS,
     observing the input's parent transform, with the input's window/level and colour, placed
     beside the input in the subject hierarchy; device, time and notes as node attributes.
     """
@@ -272,7 +277,7 @@ def superresolve_volume_node(
     guarded = watch_run_nodes(progress, input_volume_node, output_volume_node)
     result = superresolve_acquired(_read_only_voxels(input_volume_node), geometry.spacing, engine, progress=guarded,
                                    **call)
-    return store_result(input_volume_node, output_volume_node, result, geometry)
+    return store_result(input_volume_node, output_volume_node, result, geometry, engine.scale)
 
 
 def check_run_nodes(input_volume_node: Any, output_volume_node: Any) -> None:
@@ -291,17 +296,18 @@ def watch_run_nodes(progress: Progress | None, input_volume_node: Any, output_vo
 
 
 def store_result(input_volume_node: Any, output_volume_node: Any, result: SuperResolutionResult,
-                 input_geometry: Geometry) -> Any:
+                 input_geometry: Geometry, scale: int = 2) -> Any:
     """Write a finished run into ``output_volume_node`` (renamed after the input) or a new node.
 
     ``result`` needs ``voxels`` (KJI), ``slice_axis``, ``device``, ``precision``, ``seconds`` and
-    ``notes``; the output grid is the x2 grid of ``input_geometry`` (the input's, taken before the run).
+    ``notes``; the output grid is the x``scale`` grid of ``input_geometry`` (the input's, taken before
+    the run).
     """
-    output_geometry = upsampled_geometry(input_geometry, result.slice_axis)
+    output_geometry = upsampled_geometry(input_geometry, result.slice_axis, scale)
     if output_volume_node is None:
-        output = _new_output_node(input_volume_node)
+        output = _new_output_node(input_volume_node, scale)
     else:
         output = output_volume_node
-        _name_after_input(output, input_volume_node)
+        _name_after_input(output, input_volume_node, scale)
     _write_output(output, input_volume_node, result, output_geometry)
     return output

@@ -1,4 +1,5 @@
-"""One stack from a file to a file: check the outputs, read, super-resolve (per component), write atomically."""
+"""One stack from a file to a file: check the outputs, read, super-resolve x2 or x4 (per component), write
+atomically."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..imaging.intensity import cast_to, integer_type_holds
 from ..io.formats import OUTPUT_TYPES, check_output_path, check_volume_output
 from ..io.volumes import Volume, read_mask_on_grid, read_volume, write_volume
 from ..masks.fetal_brain import MaskSettings, mask_volume_ml
-from ..masks.transfer import mask_to_x2_grid
+from ..masks.transfer import mask_to_upsampled_grid
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class StackOptions:
                 "batch_size": engine.batch_size, "output_type": self.output_type, "precision": engine.precision,
                 "extract_brain": self.extract_brain, "replace_nonfinite": self.replace_nonfinite,
                 "adapt_seconds": engine.adapt_seconds, "consistency": engine.consistency, "views": engine.views,
-                "detail": engine.detail}
+                "detail": engine.detail, "scale": engine.scale}
 
 
 @dataclass
@@ -110,11 +111,12 @@ def superresolve_file(input_path: Path, output: Path, *, options: StackOptions =
                       mask: Path | None = None, mask_output: Path | None = None, output_format: str | None = None,
                       series: str | None = None,
                       progress_for: Callable[[str], Optional[Progress]] = lambda label: None) -> StackResult:
-    """Super-resolve ``input_path`` x2 in-plane into ``output`` (never the input), atomically.
+    """Super-resolve ``input_path`` x2 (``options.engine.scale``: x4) in-plane into ``output`` (never the
+    input), atomically.
 
     Every output is checked (format, folder, permission, not an input) before any work.
     ``mask`` (on the input grid) restricts the network to the brain box and sets the
-    intensity range; ``mask_output`` also writes it on the x2 grid; ``options.extract_brain``
+    intensity range; ``mask_output`` also writes it on the output grid; ``options.extract_brain``
     zeroes the output outside it. ``output_format`` (default: from the extension) may be
     ``dicom``, a folder; ``series`` picks a series of a DICOM input folder. ``progress_for(label)``
     gives the progress callback of each run (one per component of a vector image).
@@ -144,17 +146,19 @@ def superresolve_file(input_path: Path, output: Path, *, options: StackOptions =
         results.append(superresolve_acquired(components[..., component], volume.geometry.spacing, engine,
                                              mask_kji=mask_voxels, progress=progress_for(label)))
     voxels = results[0].voxels if volume.components == 1 else np.stack([r.voxels for r in results], axis=-1)
-    geometry = upsampled_geometry(volume.geometry, results[0].slice_axis)
+    scale = engine.scale
+    geometry = upsampled_geometry(volume.geometry, results[0].slice_axis, scale)
     written, notes = [], plane_notes + [note for r in results for note in r.notes]
     if mask_voxels is not None:
-        mask_x2 = mask_to_x2_grid(mask_voxels, results[0].slice_axis)
+        mask_upsampled = mask_to_upsampled_grid(mask_voxels, results[0].slice_axis, scale)
         if options.extract_brain:
-            voxels = voxels * (mask_x2 if volume.components == 1 else mask_x2[..., None]).astype(voxels.dtype)
+            voxels = voxels * (mask_upsampled if volume.components == 1
+                               else mask_upsampled[..., None]).astype(voxels.dtype)
         if mask_output:
-            write_volume(mask_output, mask_x2.astype(np.uint8), geometry)
-            written.append(f"{mask_output} (uint8 brain mask on the x2 grid)")
+            write_volume(mask_output, mask_upsampled.astype(np.uint8), geometry)
+            written.append(f"{mask_output} (uint8 brain mask on the x{scale} grid)")
     voxels, type_notes = output_voxels(voxels, volume.voxels.dtype, options.output_type)
-    derivation = f"RRLSRN x2 in-plane super-resolution of {Path(input_path).name}, slicing along " \
+    derivation = f"RRLSRN x{scale} in-plane super-resolution of {Path(input_path).name}, slicing along " \
                  f"{'ijk'[results[0].slice_axis]}"
     written.insert(0, _write(Path(output), output_format, voxels, geometry, volume, derivation, input_path))
     return StackResult(output=Path(output), geometry=geometry, slice_axis=results[0].slice_axis,

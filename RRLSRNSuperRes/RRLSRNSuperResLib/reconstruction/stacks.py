@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from ..errors import UserInputError
 from ..imaging.geometry import Geometry, numpy_axis, slice_axis, upsampled_geometry
-from ..masks.transfer import mask_to_x2_grid
+from ..masks.transfer import mask_to_upsampled_grid
 
 MIN_STACKS = 2
 # In-plane PSF FWHM of a stack made x2 in-plane, as a fraction of the acquired stack's. Zero-fill adds no
@@ -152,7 +152,7 @@ def on_x2_grid(stack: Stack, voxels_kji: np.ndarray, suffix: str, psf_fraction: 
     """``stack`` made x2 in-plane (by RRLSRN or an interpolation) with these voxels: the exact x2 grid of
     ``imaging.geometry`` (slices, thickness and positions unchanged), the mask carried over, and an in-plane
     PSF ``psf_fraction`` times the acquired one (the detail the x2 voxels really carry, not their pixel)."""
-    mask = None if stack.mask_kji is None else mask_to_x2_grid(stack.mask_kji, 2).astype(bool)
+    mask = None if stack.mask_kji is None else mask_to_upsampled_grid(stack.mask_kji, 2).astype(bool)
     return Stack(voxels_kji=voxels_kji, geometry=upsampled_geometry(stack.geometry, 2), mask_kji=mask,
                  thickness_mm=stack.thickness_mm, name=f"{stack.name}-{suffix}",
                  in_plane_psf_mm=tuple(psf_fraction * fwhm for fwhm in stack.in_plane_psf_mm))

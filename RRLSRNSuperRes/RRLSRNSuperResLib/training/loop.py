@@ -185,7 +185,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opti
 
 def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
     """A fixed set of even-sized foreground slices from each validation volume, all axes."""
-    from ..imaging.degrade import crop_to_even
+    from ..imaging.degrade import crop_to_multiple
 
     slices = []
     for volume in volumes:
@@ -193,7 +193,7 @@ def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
             tissue = (volume.voxels > FOREGROUND_LEVEL).mean(axis=tuple(a for a in range(3) if a != axis))
             rich = np.flatnonzero(tissue > 0.5 * tissue.max())
             for index in rich[np.linspace(0, len(rich) - 1, VALIDATION_SLICES_PER_AXIS).astype(int)]:
-                image = crop_to_even(np.take(volume.voxels, index, axis=axis))
+                image = crop_to_multiple(np.take(volume.voxels, index, axis=axis))
                 slices.append(image)
     return slices
 
