@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 import sys
-from typing import Callable, Optional, TextIO
+from typing import Callable, Optional, Sequence, TextIO
 
 ProgressCallback = Callable[[float, str], bool]
 _SLICES = re.compile(r"^(\d+)/(\d+) slices$")
@@ -83,3 +83,11 @@ def run_for_parent(run: Callable[[argparse.Namespace], int], args: argparse.Name
 def print_result_line(summary: dict) -> None:
     """The ``RESULT <json>`` line a parent reads once the job succeeded."""
     print("RESULT " + json.dumps(summary), flush=True)
+
+
+def print_written_and_notes(written: Sequence[object], notes: Sequence[str]) -> None:
+    """The files a command wrote and its notes, one per line, as every writing command ends."""
+    for path in written:
+        print(f"wrote {path}")
+    for note in notes:
+        print(f"note: {note}")

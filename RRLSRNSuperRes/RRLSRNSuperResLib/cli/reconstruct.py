@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         reconstruction_options,
         run_summary,
     )
-    from .progress_bar import print_result_line, progress_lines, terminal_progress
+    from .progress_bar import print_result_line, print_written_and_notes, progress_lines, terminal_progress
 
     engine = engine_options_from_args(args)
     options = reconstruction_options(args.resolution, engine, args.motion_correction)
@@ -65,8 +65,5 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{size} voxels of {args.resolution:g} mm from {len(args.stacks)} stacks in {result.seconds:.1f} s "
           f"on {options.device}; template {args.stacks[result.template_index].name}, "
           f"{rejected} slice{'s' if rejected != 1 else ''} rejected")
-    for written in files.written:
-        print(f"wrote {written}")
-    for note in files.notes:
-        print(f"note: {note}")
+    print_written_and_notes(files.written, files.notes)
     return 0

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..pipeline.stack import StackOptions, superresolve_file
-    from .progress_bar import print_result_line, progress_lines, terminal_progress
+    from .progress_bar import print_result_line, print_written_and_notes, progress_lines, terminal_progress
 
     options = StackOptions(engine=engine_options_from_args(args), output_type=args.output_type,
                            extract_brain=args.extract_brain, replace_nonfinite=args.replace_nonfinite)
@@ -62,10 +62,7 @@ def _run(args: argparse.Namespace) -> int:
           f"{' x '.join(f'{s:.4g}' for s in geometry.spacing)} mm, slicing along {'ijk'[result.slice_axis]}, "
           f"{result.seconds:.1f} s on {result.device} in {result.precision}, detail gain {result.detail_gain:.2f} "
           f"({options.engine.detail if isinstance(options.engine.detail, str) else 'given'})")
-    for written in result.written:
-        print(f"wrote {written}")
-    for note in result.notes:
-        print(f"note: {note}")
+    print_written_and_notes(result.written, result.notes)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
