@@ -27,9 +27,10 @@ def brain_median(stack: Stack) -> float:
     return float(np.median(values))
 
 
-def match_intensities(stacks: Sequence[Stack], template_index: int) -> list[Stack]:
-    """New stacks, each scaled so its brain median equals the template's; the inputs are left untouched."""
-    target = brain_median(stacks[template_index])
+def match_intensities(stacks: Sequence[Stack], template_index: int, target: float | None = None) -> list[Stack]:
+    """New stacks, each scaled once so its brain median equals ``target`` (None: the template's); the
+    inputs are left untouched."""
+    target = brain_median(stacks[template_index]) if target is None else target
     matched = []
     for stack in stacks:
         median = brain_median(stack)

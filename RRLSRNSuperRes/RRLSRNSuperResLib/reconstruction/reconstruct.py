@@ -24,8 +24,7 @@ from .psf import PsfSampling
 from .robust import RobustSettings, RobustWeights, robust_weights, uniform_weights
 from .slice_operator import SliceOperator
 from .srr import SrrProblem, SrrSettings, solve
-from .stack_alignment import choose_template
-from .stack_preparation import align_stacks
+from .stack_alignment import align_stacks, choose_template
 from .stacks import Stack, crop_to_mask, validate_stacks
 from .svr import SvrLevel, SvrProblem, default_levels, pose_changes, register_slices
 
@@ -100,9 +99,8 @@ def reconstruct(stacks: Sequence[Stack], options: ReconstructionOptions = Recons
     report(0.0, "checking the stacks")
     validate_stacks(stacks)
     template = choose_template(stacks)
-    matched = match_intensities(stacks, template)
-    scale = brain_median(matched[template])
-    matched = [replace(stack, voxels_kji=stack.voxels_kji / np.float32(scale)) for stack in matched]
+    scale = brain_median(stacks[template])  # the output is restored to the template's intensities
+    matched = match_intensities(stacks, template, target=1.0)
     report(0.02, "aligning the stacks")
     # Without motion correction the headers are trusted as they are: no stack or slice registration.
     stack_transforms = align_stacks(matched, template) if options.motion_correction else [np.eye(4)] * len(stacks)

@@ -113,6 +113,13 @@ def align_stack(moving: Stack, fixed: Stack, settings: AlignmentSettings = Align
     return AlignmentResult(matrix=_moving_to_fixed_matrix(transform), metric=metric, converged=converged)
 
 
+def align_stacks(stacks: Sequence[Stack], template: int) -> list[np.ndarray]:
+    """4x4 LPS transform of each stack into the template's frame (x_anatomy = T @ x_nominal): every
+    stack but the template aligned to it by :func:`align_stack`."""
+    return [np.eye(4) if index == template else align_stack(stack, stacks[template]).matrix
+            for index, stack in enumerate(stacks)]
+
+
 def choose_template(stacks: Sequence[Stack]) -> int:
     """Index of the stack the others are aligned to: the most brain, seen with the least motion.
 
