@@ -188,3 +188,63 @@ def test_consistent_output_training_validates_the_projected_output(tmp_path, bar
     projected = validation_gain(model, slices, torch.device("cpu"), consistent_output=True)
     assert projected["kspace"] == pytest.approx(state["history"][-1]["val_gain_kspace_db"], abs=1e-3)
     assert projected["kspace"] > free["kspace"], "a barely trained network gains from the measured band"
+
+
+def _tiny_first_level(tmp_path) -> str:
+    network = NetworkConfig(depth=1, channels=4)
+    torch.manual_seed(1)
+    export_torchscript(RRLSRN(network).state_dict(), network, tmp_path / "first.pt")
+    return str(tmp_path / "first.pt")
+
+
+@pytest.mark.parametrize("degradation", ["kspace", "bicubic"])
+def test_the_cascades_first_level_is_made_as_the_engine_makes_it(tmp_path, degradation):
+    """Consistent with the x1/4 LR at factor 2, and keeping a share in [detail_min, 1] of its out-of-band
+    detail per image (all of it without a random generator)."""
+    from RRLSRNSuperResLib.imaging.consistency import project
+    from RRLSRNSuperResLib.imaging.degrade import downsample
+    from RRLSRNSuperResLib.training.cascade import FirstLevel
+
+    lr = torch.rand(4, 1, 12, 12)
+    level = FirstLevel(_tiny_first_level(tmp_path), torch.device("cpu"), None,
+                       detail_min=0.3)
+    full = level(lr, [degradation])
+    torch.testing.assert_close(downsample(full, degradation), lr, atol=1e-4, rtol=0)
+    torch.testing.assert_close(full, project(level.model(lr), lr, degradation))
+    base = project(torch.zeros_like(full), lr, degradation)
+    scaled = level(lr, [degradation], np.random.default_rng(0))
+    torch.testing.assert_close(downsample(scaled, degradation), lr, atol=1e-4, rtol=0)
+    shares = [float(((s - b) * (f - b)).sum() / ((f - b) ** 2).sum()) for s, f, b in zip(scaled, full, base)]
+    assert all(0.3 <= share <= 1.0 for share in shares) and len(set(np.round(shares, 4))) == 4
+    torch.testing.assert_close(scaled - base, torch.tensor(shares).view(4, 1, 1, 1) * (full - base))
+
+
+def test_second_level_training_feeds_the_first_levels_output_and_validates_the_cascade(tmp_path):
+    from RRLSRNSuperResLib.training.cascade import FirstLevel
+    from RRLSRNSuperResLib.training.loop import DEGRADATION_MARGIN, _training_batch, validation_gain
+
+    first = _tiny_first_level(tmp_path)
+    level = FirstLevel(first, torch.device("cpu"), None)
+    hr_big = torch.rand(4, 1, 16 + 2 * DEGRADATION_MARGIN, 16 + 2 * DEGRADATION_MARGIN)
+    level_input, lr, hr = _training_batch(hr_big, ["bicubic", "kspace"], np.random.default_rng(0), level)
+    assert (level_input.shape[-1], lr.shape[-1], hr.shape[-1]) == (8, 4, 16)
+
+    volumes = smooth_volumes(1, "train") + smooth_volumes(1, "val")
+    network = NetworkConfig(depth=1, channels=4)
+    config = TrainingConfig(network=network, steps=2, batch=4, patch=16, scale=4, first_level_model=first,
+                            initial_model=first, consistent_output=True, first_level_detail_min=0.5)
+    train(volumes, config, tmp_path / "run", torch.device("cpu"), validate_every=1, log=lambda line: None)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["config"].scale == 4 and [h["step"] for h in state["history"]] == [1, 2]
+    model = RRLSRN(network)
+    model.load_state_dict(state["model"])
+    from RRLSRNSuperResLib.training.loop import validation_slices
+
+    slices = [image[:36, :36] for image in validation_slices([v for v in volumes if v.role == "val"])]
+    cascade = validation_gain(model, slices, torch.device("cpu"), True, FirstLevel(first, torch.device("cpu"), None))
+    single = validation_gain(model, slices, torch.device("cpu"), True)
+    assert cascade != single  # x4 against bicubic x4, not x2
+    for bad in (dict(first_level_model=""), dict(acquisition_fraction=0.25), dict(patch=18)):
+        with pytest.raises(ValueError):
+            train(volumes, TrainingConfig(**{**config.__dict__, **bad}), tmp_path / "bad", torch.device("cpu"),
+                  log=lambda line: None)

@@ -53,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bare-loss-weight", type=float,
                         help="with --consistent-output: weight of the loss of the unprojected output (default 1; "
                              "0 lets the network drift from the LR, and then it is poor with --consistency none)")
+    parser.add_argument("--scale", type=int, choices=(2, 4),
+                        help="4: train the second level of the x4 cascade on the output of --first-level (default 2)")
+    parser.add_argument("--first-level", type=Path, dest="first_level_model", metavar="MODEL",
+                        help="with --scale 4: the frozen x2 model of the cascade's first level (e.g. "
+                             "Resources/Models/rrlsrn_x2.pt for k-space LR, rrlsrn_x2_bicubic.pt for bicubic)")
+    parser.add_argument("--first-level-detail-min", type=float,
+                        help="with --scale 4: the first level keeps a random share in [this, 1] of its "
+                             "out-of-band detail per patch, as the engine's detail gain does (default 1)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--time-limit", type=float, help="stop (resumably) after this many minutes")
@@ -65,10 +73,11 @@ def config_from_arguments(args: argparse.Namespace) -> TrainingConfig:
     overrides = {name: getattr(args, name) for name in
                  ("steps", "batch", "patch", "learning_rate", "gdl_weight", "kspace_fraction",
                   "acquisition_fraction", "seed", "precision", "warmup_steps", "consistent_output",
-                  "bare_loss_weight")
+                  "bare_loss_weight", "scale", "first_level_detail_min")
                  if getattr(args, name) is not None}
-    if args.initial_model:
-        overrides["initial_model"] = str(args.initial_model)
+    for name in ("initial_model", "first_level_model"):
+        if getattr(args, name):
+            overrides[name] = str(getattr(args, name))
     return TrainingConfig.paper(network=network, **overrides) if args.paper else TrainingConfig(network=network,
                                                                                                 **overrides)
 
@@ -108,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"best_step": state["step"], "history": state["history"], "config": state["config"].to_dict(),
                "device": str(device), "session_seconds": round(time.monotonic() - started, 1)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    exported = args.out / f"{state['config'].network.architecture}_x2.pt"
+    role = "x2" if state["config"].scale == 2 else "x4_level2"
+    exported = args.out / f"{state['config'].network.architecture}_{role}.pt"
     export_torchscript(state["model"], state["config"].network, exported)
     print(f"best checkpoint: step {state['step']}; exported {exported}")
     return 0

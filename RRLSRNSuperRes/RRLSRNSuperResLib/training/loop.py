@@ -3,6 +3,11 @@
 Needs only numpy and torch (reads a pack from ``training.data``), so it runs on a GPU
 machine without SimpleITK. Patches are cut with a margin, degraded, then cropped, so the
 LR never sees the patch border (antialiasing and k-space truncation reach beyond it).
+
+``scale`` 4 trains the second level of the x4 cascade (``engine.volume``): the LR is made at
+x1/4, a frozen x2 model (``first_level_model``) makes the first level as the engine does
+(projected onto the LR, its out-of-band detail scaled by a random detail gain), and the
+network learns x2 from that to the HR, its output projected onto the LR at factor 4.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import numpy as np
 import torch
 
 from ..imaging.consistency import project
-from ..imaging.degrade import bicubic_upsample, downsample
+from ..imaging.degrade import bicubic_upsample, crop_to_multiple, downsample
 from ..imaging.mri_acquisition import simulate_acquisition
 from ..model.losses import rrlsrn_loss
 from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
 from ..model.optimizer_step import optimizer_step
 from ..model.precision import resolve_precision
+from .cascade import FirstLevel
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -58,6 +64,10 @@ class TrainingConfig:
     consistent_output: bool = False  # loss and validation on the output made consistent with its LR, as the engine does
     bare_loss_weight: float = 1.0  # with consistent_output: weight of the unprojected output's loss, which keeps the
     # network usable without the projection (--consistency none); 0 trains through the projection only
+    scale: int = 2  # 4: train the second level of the x4 cascade on the first level's output
+    first_level_model: str = ""  # with scale 4: the frozen x2 TorchScript model of the first level
+    first_level_detail_min: float = 1.0  # with scale 4: the first level keeps a share of its out-of-band detail
+    # drawn uniformly from [this, 1] per patch, as the engine's detail gain does
 
     @classmethod
     def paper(cls, **overrides) -> TrainingConfig:
@@ -124,16 +134,21 @@ def _pad_to(volume: TrainingVolume, side: int) -> TrainingVolume:
 
 
 def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str],
-               rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Degrade each chunk of the batch with its degradation, then cut off the margin."""
-    m = DEGRADATION_MARGIN
+               rng: np.random.Generator, factor: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Degrade each chunk of the batch with its degradation (x1/``factor``), then cut off the margin."""
+    lr = degrade_with_margin(hr_with_margin, degradations, rng, factor)
+    m, lr_margin = DEGRADATION_MARGIN, DEGRADATION_MARGIN // factor
+    return lr[..., lr_margin:-lr_margin, lr_margin:-lr_margin], hr_with_margin[..., m:-m, m:-m]
 
+
+def degrade_with_margin(hr_with_margin: torch.Tensor, degradations: list[str], rng: np.random.Generator,
+                        factor: int = 2) -> torch.Tensor:
+    """Each chunk of the batch degraded x1/``factor`` by its degradation, margin kept."""
     def degrade(chunk: torch.Tensor, name: str) -> torch.Tensor:
-        return simulate_acquisition(chunk, rng) if name == "acquisition" else downsample(chunk, name)
+        return simulate_acquisition(chunk, rng) if name == "acquisition" else downsample(chunk, name, factor)
 
     chunks = torch.tensor_split(hr_with_margin, len(degradations))
-    lr = torch.cat([degrade(chunk, name) for chunk, name in zip(chunks, degradations) if len(chunk)])
-    return lr[..., m // 2: -(m // 2), m // 2: -(m // 2)], hr_with_margin[..., m:-m, m:-m]
+    return torch.cat([degrade(chunk, name) for chunk, name in zip(chunks, degradations) if len(chunk)])
 
 
 def project_consistent(prediction: torch.Tensor, lr: torch.Tensor, degradations: list[str]) -> torch.Tensor:
@@ -185,8 +200,6 @@ def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opti
 
 def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
     """A fixed set of even-sized foreground slices from each validation volume, all axes."""
-    from ..imaging.degrade import crop_to_multiple
-
     slices = []
     for volume in volumes:
         for axis in volume.slice_axes:
@@ -200,20 +213,25 @@ def validation_slices(volumes: list[TrainingVolume]) -> list[np.ndarray]:
 
 @torch.no_grad()
 def validation_gain(model: torch.nn.Module, slices: list[np.ndarray], device: torch.device,
-                    consistent_output: bool = False) -> dict[str, float]:
+                    consistent_output: bool = False, first_level: FirstLevel | None = None) -> dict[str, float]:
     """Mean PSNR gain (dB) of the model over bicubic upsampling on tissue pixels, per degradation
-    (with ``consistent_output``, of its output projected onto the LR as the engine does)."""
+    (with ``consistent_output``, of its output projected onto the LR as the engine does; with
+    ``first_level``, of the x4 cascade whose second level the model is, over bicubic x4)."""
     model.eval()
+    factor = 2 if first_level is None else 4
     gains: dict[str, float] = {}
     for degradation in ("bicubic", "kspace"):
         values = []
         for image in slices:
-            hr = torch.from_numpy(image)[None, None].to(device)
-            lr = downsample(hr, degradation)
+            hr = torch.from_numpy(crop_to_multiple(image, factor))[None, None].to(device)
+            lr = downsample(hr, degradation, factor)
             tissue = hr > FOREGROUND_LEVEL
-            estimate = project(model(lr), lr, degradation) if consistent_output else model(lr)
+            level_input = lr if first_level is None else first_level(lr, [degradation])
+            estimate = model(level_input)
+            if consistent_output:
+                estimate = project(estimate, lr, degradation)
             mse_model = ((estimate - hr)[tissue] ** 2).mean()
-            mse_bicubic = ((bicubic_upsample(lr) - hr)[tissue] ** 2).mean()
+            mse_bicubic = ((bicubic_upsample(lr, factor) - hr)[tissue] ** 2).mean()
             values.append(10 * torch.log10(mse_bicubic / mse_model).item())
         gains[degradation] = float(np.mean(values))
     model.train()
@@ -280,11 +298,12 @@ def _start(config: TrainingConfig, last: Path, device: torch.device, resume: boo
     return _Progress(model, optimizer, config, step, history, best_gain, torch.zeros((), device=device))
 
 
-def _training_loss(model: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, degradations: list[str],
-                   config: TrainingConfig, compute_dtype) -> torch.Tensor:
-    """The paper's loss of the model on a batch, on its output made consistent with the LR when configured
-    (plus the bare output's, weighted, which keeps the network usable without the projection)."""
-    prediction = forward_mixed(model, lr.contiguous(memory_format=torch.channels_last), compute_dtype)
+def _training_loss(model: torch.nn.Module, level_input: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor,
+                   degradations: list[str], config: TrainingConfig, compute_dtype) -> torch.Tensor:
+    """The paper's loss of the model on a batch (its input: the LR, or at scale 4 the first level's output),
+    on its output made consistent with the LR when configured (plus the bare output's, weighted, which
+    keeps the network usable without the projection)."""
+    prediction = forward_mixed(model, level_input.contiguous(memory_format=torch.channels_last), compute_dtype)
     if not config.consistent_output:
         return rrlsrn_loss(prediction, hr, config.gdl_weight)
     bare = prediction.float()
@@ -294,10 +313,35 @@ def _training_loss(model: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, d
     return loss
 
 
+def _training_batch(hr_big: torch.Tensor, degradations: list[str], rng: np.random.Generator,
+                    first_level: FirstLevel | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the network's input, the LR, the HR) of a batch of HR patches with margin: the LR itself at x2;
+    at x4 the first level's output, made on the LR with its margin, then cropped."""
+    if first_level is None:
+        lr, hr = make_pairs(hr_big, degradations, rng)
+        return lr, lr, hr
+    lr_big = degrade_with_margin(hr_big, degradations, rng, 4)
+    level_big = first_level(lr_big, degradations, rng)
+    m = DEGRADATION_MARGIN
+    return (level_big[..., m // 2: -(m // 2), m // 2: -(m // 2)], lr_big[..., m // 4: -(m // 4), m // 4: -(m // 4)],
+            hr_big[..., m:-m, m:-m])
+
+
+def _first_level(config: TrainingConfig, device: torch.device, compute_dtype) -> FirstLevel | None:
+    """At scale 4 the frozen first level (the config must name it), else None."""
+    if config.scale == 2:
+        return None
+    if config.scale != 4 or not config.first_level_model:
+        raise ValueError("scale must be 2, or 4 with first_level_model (the cascade's frozen x2 first level)")
+    if config.acquisition_fraction or config.patch % 4:
+        raise ValueError("at scale 4 the LR is bicubic or k-space (no acquisition model) and the patch a multiple of 4")
+    return FirstLevel(Path(config.first_level_model), device, compute_dtype, config.first_level_detail_min)
+
+
 def _record(run: _Progress, val_slices: list[np.ndarray], device: torch.device, seconds: float, out_dir: Path,
-            log: Callable[[str], None]) -> None:
+            log: Callable[[str], None], first_level: FirstLevel | None = None) -> None:
     """Validate, log the record, save ``last.pt``, and ``best.pt`` when the selection gain is the best yet."""
-    gains = validation_gain(run.model, val_slices, device, run.config.consistent_output)
+    gains = validation_gain(run.model, val_slices, device, run.config.consistent_output, first_level)
     record = {"step": run.step, "seconds": round(seconds, 1),
               "loss": round(float(run.running) / run.since_record, 6),
               "val_gain_bicubic_db": round(gains["bicubic"], 4),
@@ -321,6 +365,7 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
     run = _start(config, out_dir / "last.pt", device, resume, log)
     config = run.config  # after a resume: the checkpoint's
     compute_dtype = resolve_precision(config.precision, device)
+    first_level = _first_level(config, device, compute_dtype)
     val_slices = validation_slices([v for v in volumes if v.role == "val"])
     sampler = PatchSampler([v for v in volumes if v.role == "train"], config.patch + 2 * DEGRADATION_MARGIN,
                            config.seed + run.step)
@@ -330,15 +375,16 @@ def train(volumes: list[TrainingVolume], config: TrainingConfig, out_dir: Path, 
     while run.step < config.steps:
         hr_big = torch.from_numpy(sampler.batch(config.batch)).to(device, non_blocking=True)
         jitter = 1 + config.intensity_jitter * (2 * rng.random((config.batch, 1, 1, 1)) - 1)
-        lr, hr = make_pairs(hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device), degradations, rng)
-        loss = _training_loss(run.model, lr, hr, degradations, config, compute_dtype)
+        level_input, lr, hr = _training_batch(hr_big * torch.from_numpy(jitter.astype(np.float32)).to(device),
+                                              degradations, rng, first_level)
+        loss = _training_loss(run.model, level_input, lr, hr, degradations, config, compute_dtype)
         optimizer_step(run.optimizer, loss, learning_rate_at(config, run.step))
         run.step += 1
         run.running += loss.detach()  # summed on the device: no sync per step
         run.since_record += 1
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if run.step % validate_every == 0 or run.step == config.steps or out_of_time:
-            _record(run, val_slices, device, time.monotonic() - started, out_dir, log)
+            _record(run, val_slices, device, time.monotonic() - started, out_dir, log, first_level)
         if out_of_time:
             log(f"time limit reached at step {run.step}; resume with --resume")
             break
