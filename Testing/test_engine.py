@@ -298,6 +298,26 @@ def test_x4_with_detail_gain_0_is_the_measured_band_alone_and_full_detail_adds_t
     assert np.abs(full - zero_fill).mean() > 0.005 * np.ptp(voxels)
 
 
+@pytest.mark.parametrize("consistency", ["kspace", "bicubic"])
+def test_x4_with_the_bundled_model_runs_its_own_second_level(sample_crop, monkeypatch, consistency):
+    """Without a model option the second level is the bundled second level for the consistency; with the
+    x2 model put in its place the cascade is exactly the one a given x2 model runs at both levels."""
+    from dataclasses import replace
+
+    from RRLSRNSuperResLib.engine import volume as engine
+    from RRLSRNSuperResLib.resources import bundled_model_path, bundled_second_level_path
+
+    voxels, _, spacing = sample_crop
+    voxels = voxels[:1, 40:88, 40:88]
+    options = EngineOptions(device="cpu", views=1, scale=4, consistency=consistency, precision="fp32")
+    default = superresolve(voxels, spacing, options).voxels
+    given = superresolve(voxels, spacing, replace(options, model=bundled_model_path(consistency))).voxels
+    assert bundled_second_level_path(consistency).is_file()
+    assert not np.allclose(default, given, atol=1e-3 * np.ptp(voxels)), "the second level is its own network"
+    monkeypatch.setattr(engine, "bundled_second_level_path", bundled_model_path)
+    np.testing.assert_array_equal(superresolve(voxels, spacing, options).voxels, given)
+
+
 def test_x4_progress_rises_to_one_through_both_levels(sample_crop):
     voxels, _, spacing = sample_crop
     calls = []

@@ -72,7 +72,8 @@ def test_a_bundled_model_that_does_not_match_its_card_is_refused(tmp_path, monke
         model_io.load_model()
 
 
-BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "rrlsrn_x2_kspace", "srcnn_x2"]
+BUNDLED_MODELS = ["rrlsrn_x2", "rrlsrn_x2_bicubic", "rrlsrn_x2_kspace", "rrlsrn_x4_level2", "rrlsrn_x4_level2_bicubic",
+                  "srcnn_x2"]
 
 
 def bundled(name: str) -> Path:
@@ -142,3 +143,20 @@ def test_a_bundled_model_scripted_by_a_newer_torch_loads_from_its_state_dict(mon
         assert torch.equal(plain(probe), scripted(probe))
     with pytest.raises(UserInputError, match="could not be loaded as TorchScript"):
         model_io.load_model(shutil.copy(bundled("srcnn_x2"), tmp_path))  # not bundled: nothing to fall back to
+
+
+def test_at_x4_the_bundled_models_identity_names_its_second_level_too():
+    """Provenance (evaluate, report, BIDS sidecars) must say which second level ran at x4."""
+    from RRLSRNSuperResLib.bids.app import sidecar_model
+    from RRLSRNSuperResLib.resources import bundled_second_level_path
+
+    for consistency in ("kspace", "bicubic"):
+        identity = model_io.model_identity(None, consistency, scale=4)
+        second = bundled_second_level_path(consistency)
+        assert identity["second_level"]["sha256"] == model_io.read_model_card(second.with_suffix(".json"))["sha256"]
+        assert identity["second_level"]["bundled"] and identity["second_level"]["path"] == str(second)
+        assert sidecar_model(None, consistency, 4)["SecondLevel"]["File"] == second.name
+    assert "second_level" not in model_io.model_identity(None, "kspace", scale=2)
+    given = bundled_model_path()
+    assert "second_level" not in model_io.model_identity(given, "kspace", scale=4), "a given model runs both levels"
+    assert "SecondLevel" not in sidecar_model(given, "kspace", 4)

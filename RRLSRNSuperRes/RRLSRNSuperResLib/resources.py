@@ -23,6 +23,10 @@ def resource_path(*parts: str) -> Path:
 _MRI_MODEL = "rrlsrn_x2"
 _MODEL_FOR_CONSISTENCY = {"bicubic": "rrlsrn_x2_bicubic"}
 _SRCNN_MODEL = "srcnn_x2"
+# The second level of the x4 cascade for each consistency model: an x2 network trained on what the
+# first level (the bundled x2 model above) leaves, not on degraded HR (training.cascade).
+_MRI_SECOND_LEVEL = "rrlsrn_x4_level2"
+_SECOND_LEVEL_FOR_CONSISTENCY = {"bicubic": "rrlsrn_x4_level2_bicubic"}
 # Shipped for --model only, checked against its card like the others: fine-tuned on k-space LR
 # alone, better there, not yet the default (docs/model-card.md says why).
 _OPTIONAL_MODELS = ("rrlsrn_x2_kspace",)
@@ -32,14 +36,20 @@ def bundled_model_path(consistency: str = "kspace") -> Path:
     return resource_path("Models", _MODEL_FOR_CONSISTENCY.get(consistency, _MRI_MODEL) + ".pt")
 
 
+def bundled_second_level_path(consistency: str = "kspace") -> Path:
+    """The x4 cascade's bundled second level for ``consistency`` (its first level: ``bundled_model_path``)."""
+    return resource_path("Models", _SECOND_LEVEL_FOR_CONSISTENCY.get(consistency, _MRI_SECOND_LEVEL) + ".pt")
+
+
 def bundled_model_card_path(consistency: str = "kspace") -> Path:
     return bundled_model_path(consistency).with_suffix(".json")
 
 
 def bundled_card_of(model_path: Path) -> Path | None:
-    """The card of a bundled model file (RRLSRN, SRCNN, the optional ones), whose SHA256 it must match;
-    None for other files."""
-    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values(), _SRCNN_MODEL, *_OPTIONAL_MODELS)
+    """The card of a bundled model file (RRLSRN, the x4 second levels, SRCNN, the optional ones), whose
+    SHA256 it must match; None for other files."""
+    names = (_MRI_MODEL, *_MODEL_FOR_CONSISTENCY.values(), _MRI_SECOND_LEVEL, *_SECOND_LEVEL_FOR_CONSISTENCY.values(),
+             _SRCNN_MODEL, *_OPTIONAL_MODELS)
     bundled = {resource_path("Models", name + ".pt").resolve() for name in names}
     return model_path.with_suffix(".json") if model_path.resolve() in bundled else None
 

@@ -75,11 +75,19 @@ class SessionTask:
     settings: RunSettings
 
 
-def sidecar_model(model_path: Path | None, consistency: str) -> dict[str, str]:
-    """The model as the sidecars name it: Name, File (the bundled file's name, else its path) and SHA256."""
+def sidecar_model(model_path: Path | None, consistency: str, scale: int = 2) -> dict[str, Any]:
+    """The model as the sidecars name it: Name, File (the bundled file's name, else its path) and SHA256;
+    at x4 with the bundled model, SecondLevel names the cascade's second level the same way."""
     from ..model.artifact import model_identity
 
-    identity = model_identity(model_path, consistency)
+    identity = model_identity(model_path, consistency, scale)
+    named = _sidecar_name(identity)
+    if "second_level" in identity:
+        named["SecondLevel"] = _sidecar_name(identity["second_level"])
+    return named
+
+
+def _sidecar_name(identity: dict[str, Any]) -> dict[str, Any]:
     file = Path(identity["path"]).name if identity["bundled"] else str(Path(identity["path"]).resolve())
     return {"Name": identity["name"], "File": file, "SHA256": identity["sha256"]}
 
@@ -238,7 +246,7 @@ def run_participants(bids_dir: Path, stacks: list[Stack], settings: RunSettings,
     dataset files and the run's log (its ``stacks`` list has one entry per session with ``--reconstruct``)."""
     write_dataset_files(bids_dir, settings.output_dir, settings.mask_dir)
     engine = settings.options.engine
-    model = sidecar_model(engine.model, engine.consistency)
+    model = sidecar_model(engine.model, engine.consistency, engine.scale)
     if settings.reconstruction is not None:
         tasks, worker = [SessionTask(session, model, settings) for session in group_sessions(stacks)], process_session
     else:

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary, args.degradation)
     if args.json is not None:
         report = {"command": "rrlsrn evaluate", "model": model_identity(args.model, simulated_lr.matched_consistency(
-                      args.consistency, args.degradation)),
+                      args.consistency, args.degradation), args.scale),
                   "device_option": args.device, "precision_option": args.precision, "plane_option": args.plane,
                   "adapt_seconds": args.adapt, "consistency_option": args.consistency, "views": args.views,
                   "detail_option": args.detail,

@@ -174,7 +174,7 @@ def report_of(args: argparse.Namespace, models, runs_by_degradation: dict) -> di
         "region": "brain mask dilated in-plane" if args.mask else "Otsu foreground",
         "learned_models": {"consistency": args.consistency, "views": args.views, "detail": args.detail},
         "models": {**{f"rrlsrn_{degradation}": model_identity(args.model, matched_consistency(args.consistency,
-                                                                                              degradation))
+                                                                                              degradation), args.scale)
                       for degradation in runs_by_degradation},
                    "srcnn": model_identity(models.srcnn),
                    **{name: model_identity(path) for name, path in models.ablations.items()}},

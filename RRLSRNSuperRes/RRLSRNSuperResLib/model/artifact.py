@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..resources import bundled_card_of, bundled_model_card_path, bundled_model_path
+from ..resources import bundled_card_of, bundled_model_card_path, bundled_model_path, bundled_second_level_path
 from .network import NetworkConfig, build_network
 
 STATE_DICT_FORMAT = "torch.save of the network's state_dict, float32 CPU tensors; torch.load(weights_only=True)"
@@ -146,10 +146,18 @@ def load_model(path: Path | None = None) -> torch.nn.Module:
     return model
 
 
-def model_identity(path: Path | str | None, consistency: str = "kspace") -> dict:
+def model_identity(path: Path | str | None, consistency: str = "kspace", scale: int = 2) -> dict:
     """Which model file ran (None: the bundled one for ``consistency``): name, path, bundled or
-    not, and its SHA256."""
+    not, and its SHA256; at ``scale`` 4 with the bundled model, ``second_level`` says the same of the
+    cascade's bundled second level (a given model runs both levels)."""
     model_path = Path(path) if path is not None else bundled_model_path(consistency)
+    identity = _file_identity(model_path)
+    if scale == 4 and path is None:
+        identity["second_level"] = _file_identity(bundled_second_level_path(consistency))
+    return identity
+
+
+def _file_identity(model_path: Path) -> dict:
     card = bundled_card_of(model_path)
     return {"name": read_model_card(card)["name"] if card else model_path.stem, "path": str(model_path),
             "bundled": card is not None, "sha256": sha256_of(model_path) if model_path.is_file() else None}
