@@ -66,12 +66,12 @@ def dataset_description(bids_dir: Path, output_dir: Path, mask_dir: Path | None 
     if mask_dir is not None:
         links[MASKS_DATASET_KEY] = dataset_link(mask_dir, output_dir)
     description = {
-        "Name": "RRLSRN x2 in-plane super-resolution",
+        "Name": "RRLSRN in-plane super-resolution",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": PACKAGE, "Version": package_version(),
-                         "Description": "RRLSRN x2 in-plane super-resolution, slice by slice (Song, Wang et al. "
-                                        "2022), on the exact x2 grid of each input stack"}],
+                         "Description": "RRLSRN x2 (or x4) in-plane super-resolution, slice by slice (Song, Wang et "
+                                        "al. 2022), on the exact x2 (x4) grid of each input stack"}],
         "SourceDatasets": [{"URL": f"bids:{key}:"} for key in links],
         "DatasetLinks": links,
     }
@@ -92,15 +92,16 @@ def _source_description(bids_dir: Path) -> dict[str, Any]:
 def dataset_readme() -> str:
     """The derivative dataset's README: what the files are and how they were made."""
     return (
-        "# RRLSRN x2 in-plane super-resolution\n\n"
+        "# RRLSRN in-plane super-resolution\n\n"
         f"Derivatives written by {PACKAGE} {package_version()}. Each `*_desc-{DESC_SUPERRESOLVED}_<suffix>.nii.gz` "
         "is its source stack super-resolved x2 in-plane, slice by slice, by the RRLSRN network (Song, Wang et al., "
         "Deep robust residual network for super-resolution of 2D fetal brain MRI, Sci. Rep. 2022): in-plane "
         "spacing halved, field of view, slice positions and orientation unchanged. Its JSON sidecar carries the "
         "source's acquisition metadata, the model (SHA256), the options and the command that made it. "
         f"`*_desc-{DESC_BRAIN}_mask.nii.gz` is the brain mask used, on the x2 grid. With `--scale 4` the stacks are "
-        "super-resolved x4 in-plane (two cascaded x2 levels; in-plane spacing / 4) into `*_desc-rrlsrnx4_<suffix>"
-        ".nii.gz`, their masks `*_desc-brainx4_mask.nii.gz`. With `--reconstruct`, "
+        "super-resolved x4 in-plane (two cascaded x2 levels, the second a network trained for it; in-plane "
+        "spacing / 4) into `*_desc-rrlsrnx4_<suffix>.nii.gz`, their masks `*_desc-brainx4_mask.nii.gz`. "
+        "With `--reconstruct`, "
         f"`sub-<label>[_ses-<label>]_desc-{DESC_RECONSTRUCTED}_<suffix>.nii.gz` is instead one motion-corrected "
         "isotropic volume reconstructed from all the session's stacks (each x2 in-plane by RRLSRN first), "
         f"`*_desc-{DESC_RECONSTRUCTED_BRAIN}_mask.nii.gz` its brain mask; its sidecar records every slice's pose "

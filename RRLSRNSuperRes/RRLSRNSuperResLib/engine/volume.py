@@ -68,9 +68,10 @@ class SuperResolutionResult:
     """The share of the network's out-of-band detail kept (``engine.detail_gain``; a map's mean)."""
 
 
-# Room for every model one report runs (two bundled RRLSRN, SRCNN, three ablations): a smaller
-# cache reloads each model for every volume, and the runtime table would time the loading.
-@lru_cache(maxsize=8)
+# Room for every model one report runs (two bundled RRLSRN, their two x4 second levels, SRCNN,
+# three ablations): a smaller cache reloads each model for every volume, and the runtime table
+# would time the loading.
+@lru_cache(maxsize=10)
 def _cached_model(path: str) -> tuple[torch.jit.ScriptModule, int]:
     model = load_model(Path(path))
     return model, receptive_radius(model)

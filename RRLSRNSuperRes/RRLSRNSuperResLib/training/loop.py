@@ -30,7 +30,7 @@ from ..model.mixed_precision import forward_mixed
 from ..model.network import NetworkConfig, build_network
 from ..model.optimizer_step import optimizer_step
 from ..model.precision import resolve_precision
-from .cascade import FirstLevel
+from .cascade import FirstLevel, consistency_of
 from .data import TrainingVolume
 
 DEGRADATION_MARGIN = 16  # HR pixels cut around each patch before degrading
@@ -156,7 +156,7 @@ def project_consistent(prediction: torch.Tensor, lr: torch.Tensor, degradations:
     does; acquisition-model LR is a blurred, noisy central k-space, so it is projected as k-space."""
     chunks = zip(torch.tensor_split(prediction, len(degradations)), torch.tensor_split(lr, len(degradations)),
                  degradations)
-    return torch.cat([project(p, x, "kspace" if name == "acquisition" else name) for p, x, name in chunks if len(p)])
+    return torch.cat([project(p, x, consistency_of(name)) for p, x, name in chunks if len(p)])
 
 
 def batch_degradations(config: TrainingConfig) -> list[str]:
