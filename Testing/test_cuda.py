@@ -36,6 +36,15 @@ def test_cuda_matches_cpu_and_is_deterministic(phantom):
     assert np.abs(on_gpu.voxels - on_cpu.voxels).max() < 2e-3 * np.ptp(phantom)
 
 
+def test_x4_with_the_bundled_second_level_on_cuda_matches_cpu(phantom):
+    """The cascade's second level is its own network: it must reach the GPU too."""
+    spacing, crop = (1.0, 1.0, 3.0), phantom[:2, 48:144, 40:120]
+    on_gpu = superresolve(crop, spacing, EngineOptions(device="cuda", precision="fp32", scale=4))
+    on_cpu = superresolve(crop, spacing, EngineOptions(device="cpu", precision="fp32", scale=4))
+    assert on_gpu.device == "cuda" and on_gpu.voxels.shape == (2, 384, 320)
+    assert np.abs(on_gpu.voxels - on_cpu.voxels).max() < 2e-3 * np.ptp(crop)
+
+
 def test_real_out_of_memory_falls_back_and_gives_the_same_result(phantom):
     spacing = (1.0, 1.0, 3.0)
     reference = superresolve(phantom, spacing, EngineOptions(device="cuda", batch_size=1, precision="fp32")).voxels
