@@ -282,7 +282,8 @@ def test_x4_cascade_is_consistent_with_the_input_at_factor_4(sample_crop, consis
     assert result.voxels.shape == (2, 256, 256)
     np.testing.assert_allclose(downsample_slices(result.voxels, consistency, 4), voxels.astype(np.float32),
                                atol=1e-4 * np.ptp(voxels))
-    assert any("two cascaded x2 levels" in note for note in result.notes)
+    assert any(f"x4: two cascaded x2 levels, the bundled second level, trained on the first level's output; the output "
+               f"made consistent with the input at factor 4 ({consistency})" == note for note in result.notes)
 
 
 def test_x4_with_detail_gain_0_is_the_measured_band_alone_and_full_detail_adds_to_it(sample_crop):
@@ -310,10 +311,13 @@ def test_x4_with_the_bundled_model_runs_its_own_second_level(sample_crop, monkey
     voxels, _, spacing = sample_crop
     voxels = voxels[:1, 40:88, 40:88]
     options = EngineOptions(device="cpu", views=1, scale=4, consistency=consistency, precision="fp32")
-    default = superresolve(voxels, spacing, options).voxels
-    given = superresolve(voxels, spacing, replace(options, model=bundled_model_path(consistency))).voxels
+    default_run = superresolve(voxels, spacing, options)
+    given_run = superresolve(voxels, spacing, replace(options, model=bundled_model_path(consistency)))
+    default, given = default_run.voxels, given_run.voxels
     assert bundled_second_level_path(consistency).is_file()
     assert not np.allclose(default, given, atol=1e-3 * np.ptp(voxels)), "the second level is its own network"
+    assert any("the bundled second level" in note for note in default_run.notes)
+    assert any("the given model at both levels" in note for note in given_run.notes), "the user must be told"
     monkeypatch.setattr(engine, "bundled_second_level_path", bundled_model_path)
     np.testing.assert_array_equal(superresolve(voxels, spacing, options).voxels, given)
 

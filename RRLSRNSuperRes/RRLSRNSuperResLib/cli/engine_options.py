@@ -40,7 +40,9 @@ def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: 
     does not apply. ``consistency_choices`` starting with ``matched``: an evaluation command (its default)."""
     declarations = {
         "model": lambda: parser.add_argument(
-            "--model", type=Path, help="TorchScript x2 model (default: the bundled RRLSRN x2 for --consistency)"),
+            "--model", type=Path,
+            help="TorchScript x2 model (default: the bundled RRLSRN x2 for --consistency; at --scale 4 a given model "
+                 "runs both levels)"),
         "device": lambda: parser.add_argument("--device", choices=DEVICES, default="auto"),
         "precision": lambda: parser.add_argument(
             "--precision", choices=PRECISIONS, default="auto",
@@ -74,8 +76,9 @@ def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: 
                  "before); GAIN: a fixed share from 0 to 1 (0 = zero-fill)"),
         "scale": lambda: parser.add_argument(
             "--scale", type=int, choices=SCALES, default=2,
-            help="in-plane factor: 2 (default), or 4 by two cascaded x2 levels of the same network, the output "
-                 "kept consistent with the input at factor 4 (in-plane spacing / 4, field of view unchanged)"),
+            help="in-plane factor: 2 (default), or 4 by two cascaded x2 levels, the second a network trained "
+                 "on the first's output (with --model: that model at both levels), the output kept consistent "
+                 "with the input at factor 4 (in-plane spacing / 4, field of view unchanged)"),
     }
     for name in ENGINE_OPTIONS:
         if name not in omit:

@@ -256,9 +256,18 @@ def _second_level(first: _Run, options: EngineOptions) -> _Run:
         network, halo = resolve_model(bundled_second_level_path(options.consistency))
         runner = SliceRunner(_on_device(network, runner.device), runner.device, halo, notes=runner.notes,
                              compute_dtype=runner.compute_dtype, views=runner.views)
-    runner.notes.append("x4: two cascaded x2 levels, the second made consistent with the input at factor 4")
+    runner.notes.append(_cascade_note(options))
     return _Run(first.output_slices, output, output_slices, runner, first.scale, window, first.through,
                 measured=first.slices)
+
+
+def _cascade_note(options: EngineOptions) -> str:
+    """What ran at x4: which network at the second level, and whether the output keeps the input."""
+    second = ("the bundled second level, trained on the first level's output" if options.model is None
+              else "the given model at both levels, not the bundled second level trained for x4")
+    kept = (f"made consistent with the input at factor 4 ({options.consistency})" if options.consistency != "none"
+            else "not projected onto the input (--consistency none)")
+    return f"x4: two cascaded x2 levels, {second}; the output {kept}"
 
 
 def _batch_size(run: _Run, options: EngineOptions) -> int:
