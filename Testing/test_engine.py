@@ -322,6 +322,14 @@ def test_x4_with_the_bundled_model_runs_its_own_second_level(sample_crop, monkey
     np.testing.assert_array_equal(superresolve(voxels, spacing, options).voxels, given)
 
 
+def test_x4_without_consistency_says_the_output_was_not_projected(sample_crop):
+    voxels, _, spacing = sample_crop
+    result = superresolve(voxels[:1, 40:72, 40:72], spacing,
+                          EngineOptions(device="cpu", views=1, scale=4, consistency="none"))
+    assert any(note.startswith("x4:") and note.endswith("not projected onto the input (--consistency none)")
+               for note in result.notes), result.notes
+
+
 def test_x4_progress_rises_to_one_through_both_levels(sample_crop):
     voxels, _, spacing = sample_crop
     calls = []
