@@ -40,9 +40,9 @@ class FirstLevel:
     @torch.no_grad()
     def __call__(self, lr: torch.Tensor, degradations: list[str],
                  rng: Optional[np.random.Generator] = None) -> torch.Tensor:
-        """The x2 first level of each equal chunk of ``lr`` (``make_pairs`` order), projected onto it
-        under its degradation's consistency model; with ``rng``, each image keeps a random share in
-        [``detail_min``, 1] of its out-of-band detail (without: all of it)."""
+        """The x2 first level of each equal chunk of ``lr`` (``training.loop.degrade_with_margin`` order),
+        projected onto it under its degradation's consistency model; with ``rng``, each image keeps a random
+        share in [``detail_min``, 1] of its out-of-band detail (without: all of it)."""
         estimate = forward_mixed(self.model, lr.contiguous(memory_format=torch.channels_last),
                                  self.compute_dtype).float()
         parts = []

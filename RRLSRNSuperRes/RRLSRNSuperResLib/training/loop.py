@@ -133,14 +133,6 @@ def _pad_to(volume: TrainingVolume, side: int) -> TrainingVolume:
     return TrainingVolume(volume.name, volume.subject, volume.role, np.pad(volume.voxels, widths), volume.slice_axes)
 
 
-def make_pairs(hr_with_margin: torch.Tensor, degradations: list[str],
-               rng: np.random.Generator, factor: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Degrade each chunk of the batch with its degradation (x1/``factor``), then cut off the margin."""
-    lr = degrade_with_margin(hr_with_margin, degradations, rng, factor)
-    m, lr_margin = DEGRADATION_MARGIN, DEGRADATION_MARGIN // factor
-    return lr[..., lr_margin:-lr_margin, lr_margin:-lr_margin], hr_with_margin[..., m:-m, m:-m]
-
-
 def degrade_with_margin(hr_with_margin: torch.Tensor, degradations: list[str], rng: np.random.Generator,
                         factor: int = 2) -> torch.Tensor:
     """Each chunk of the batch degraded x1/``factor`` by its degradation, margin kept."""
@@ -152,7 +144,7 @@ def degrade_with_margin(hr_with_margin: torch.Tensor, degradations: list[str], r
 
 
 def project_consistent(prediction: torch.Tensor, lr: torch.Tensor, degradations: list[str]) -> torch.Tensor:
-    """Each equal chunk of the batch (``make_pairs`` order) made consistent with its LR, as the engine
+    """Each equal chunk of the batch (``degrade_with_margin`` order) made consistent with its LR, as the engine
     does; acquisition-model LR is a blurred, noisy central k-space, so it is projected as k-space."""
     chunks = zip(torch.tensor_split(prediction, len(degradations)), torch.tensor_split(lr, len(degradations)),
                  degradations)
@@ -315,16 +307,20 @@ def _training_loss(model: torch.nn.Module, level_input: torch.Tensor, lr: torch.
 
 def _training_batch(hr_big: torch.Tensor, degradations: list[str], rng: np.random.Generator,
                     first_level: FirstLevel | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(the network's input, the LR, the HR) of a batch of HR patches with margin: the LR itself at x2;
-    at x4 the first level's output, made on the LR with its margin, then cropped."""
-    if first_level is None:
-        lr, hr = make_pairs(hr_big, degradations, rng)
-        return lr, lr, hr
-    lr_big = degrade_with_margin(hr_big, degradations, rng, 4)
-    level_big = first_level(lr_big, degradations, rng)
+    """(the network's input, the LR, the HR) of a batch of HR patches with margin, each cut out of its margin
+    after degrading: the input is the LR itself at x2; at x4 the first level's output, made on the LR with
+    its margin."""
+    factor = 2 if first_level is None else 4
+    lr_big = degrade_with_margin(hr_big, degradations, rng, factor)
     m = DEGRADATION_MARGIN
-    return (level_big[..., m // 2: -(m // 2), m // 2: -(m // 2)], lr_big[..., m // 4: -(m // 4), m // 4: -(m // 4)],
-            hr_big[..., m:-m, m:-m])
+    lr, hr = _without_margin(lr_big, m // factor), _without_margin(hr_big, m)
+    if first_level is None:
+        return lr, lr, hr
+    return _without_margin(first_level(lr_big, degradations, rng), m // 2), lr, hr
+
+
+def _without_margin(images: torch.Tensor, margin: int) -> torch.Tensor:
+    return images[..., margin:-margin, margin:-margin]
 
 
 def _first_level(config: TrainingConfig, device: torch.device, compute_dtype) -> FirstLevel | None:
