@@ -1,7 +1,7 @@
 """Writing output files atomically: a temporary file beside the target, renamed when complete.
 
 A failed, cancelled or interrupted run never leaves a partial file, and the file gets the
-usual permissions (0666 less the umask), not the owner-only ones of a temporary file.
+usual permissions (0666 less the umask).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,21 +23,17 @@ def _suffix(path: Path) -> str:
 def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
     """Let ``write`` fill a temporary file beside ``path``, then rename it over ``path``.
 
-    A failed or interrupted run leaves no partial file. The file gets the usual permissions
-    (0666 less the umask), not the owner-only ones of a temporary file.
+    A failed or interrupted run leaves no partial file. The temporary's name is random (128 bits)
+    and bound *before* the file exists: with ``mkstemp`` a Ctrl-C between the file's creation and
+    the return of its name left the file behind. ``write`` creates the file itself, so it gets the
+    usual permissions (0666 less the umask).
     """
-    temporary = None
-    try:  # from the temporary's creation on: an interrupt right after mkstemp must not leave it behind
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_suffix(path), dir=path.parent)
-        os.close(descriptor)
-        write(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}{_suffix(path)}"
+    try:
+        write(str(temporary))
         os.replace(temporary, path)
     except BaseException:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
