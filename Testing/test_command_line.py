@@ -187,7 +187,7 @@ def test_a_folder_we_may_not_write_into_is_refused_before_any_work(tmp_path, cap
         raise PermissionError(13, "Permission denied")
 
     source = write_image(tmp_path / "in.nii.gz", np.ones((2, 8, 8), np.float32), (1, 1, 3))
-    monkeypatch.setattr(formats.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(formats.Path, "touch", refuse)
     assert main(["superres", str(source), str(tmp_path / "out.nii.gz")]) == 2
     assert "cannot write into" in capsys.readouterr().err
 

@@ -7,8 +7,7 @@ may write into (probed with a real temporary file), and not one of the inputs.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -26,11 +25,15 @@ def infer_format(path: Path) -> Optional[str]:
 
 
 def _probe_writable(folder: Path) -> None:
-    """Create and remove a file in ``folder``: permissions, read-only mounts and full quotas show here."""
+    """Create and remove a file in ``folder``: permissions, read-only mounts and full quotas show here.
+    Its random name is bound before it exists, so a Ctrl-C in between cannot leave it (as in
+    ``io.atomic_files``)."""
+    probe = folder / f".rrlsrn-write-check-{uuid.uuid4().hex}"
     try:
-        descriptor, probe = tempfile.mkstemp(prefix=".rrlsrn-write-check-", dir=folder)
-        os.close(descriptor)
-        os.unlink(probe)
+        try:
+            probe.touch()
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as error:
         raise UserInputError(f"cannot write into {folder} ({error.strerror}); choose a folder you may write to") \
             from error
