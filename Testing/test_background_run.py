@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -97,15 +98,20 @@ def test_the_result_read_back_is_not_copied_and_outlives_its_scratch_node(tmp_pa
 
 
 def test_the_child_gets_every_engine_option_and_the_mask_file():
+    from RRLSRNSuperResLib.cli.engine_options import engine_options_from_args
+    from RRLSRNSuperResLib.cli.main import build_parser
     from RRLSRNSuperResLib.mrml.background import command_arguments
 
     options = EngineOptions(model="m.pt", device="cpu", precision="bf16", plane="j", acquisition="as-is",
-                            batch_size=4, consistency="none", views=1, adapt_seconds=2.5)
+                            batch_size=4, consistency="bicubic", views=1, adapt_seconds=2.5, detail=0.25, scale=4)
+    arguments = command_arguments(options, 1, keep_input_type=True, mask=True)
 
-    assert command_arguments(options, 0, keep_input_type=True, mask=True) == [
-        "--plane", "i", "--device", "cpu", "--precision", "bf16", "--acquisition", "as-is", "--consistency", "none",
-        "--views", "1", "--adapt", "2.5", "--batch-size", "4", "--model", "m.pt", "--scale", "2",
+    assert arguments == [
+        "--plane", "j", "--device", "cpu", "--precision", "bf16", "--acquisition", "as-is", "--consistency", "bicubic",
+        "--views", "1", "--adapt", "2.5", "--detail", "0.25", "--batch-size", "4", "--model", "m.pt", "--scale", "4",
         "--output-type", "input", "--progress-lines", "--mask", "mask.nrrd"]
+    parsed = build_parser("superres").parse_args(["superres", "input.nrrd", "output.nrrd", *arguments])
+    assert engine_options_from_args(parsed) == replace(options, model=Path("m.pt")), "no option lost on the way"
 
 
 def test_a_loaded_model_cannot_travel_to_the_child():

@@ -67,7 +67,7 @@ def engine_arguments(options: EngineOptions) -> list[str]:
         raise UserInputError("a background run takes a model file, not a loaded model; run it in-process instead")
     arguments = ["--device", options.device, "--precision", options.precision, "--acquisition", options.acquisition,
                  "--consistency", options.consistency, "--views", str(options.views),
-                 "--adapt", repr(float(options.adapt_seconds))]
+                 "--adapt", repr(float(options.adapt_seconds)), "--detail", str(options.detail)]
     if options.batch_size:
         arguments += ["--batch-size", str(int(options.batch_size))]
     if options.model is not None:
