@@ -295,6 +295,31 @@ def test_ctrl_c_at_start_up_gives_one_line_and_ends_by_sigint(tmp_path, delay):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.parametrize("words, reason", [
+    (["reconstruct", "a.nii.gz", "b.nii.gz", "--output", "o.nii.gz", "--scale", "4"], "--scale does not apply here: "
+     "each stack is super-resolved x2 in-plane, as the reconstruction expects"),
+    (["evaluate", "hr.nii.gz", "--acquisition=as-is"], "--acquisition does not apply here: the simulated LR"),
+    (["demo", "--batch", "8"], "--batch does not apply here: the demo runs the defaults"),
+])
+def test_an_engine_option_a_command_does_not_apply_is_refused_with_the_reason(words, reason, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(words)
+    assert stopped.value.code == 2
+    assert reason in capsys.readouterr().err
+
+
+def test_options_a_command_does_not_apply_are_hidden_and_left_out_of_its_engine_options(capsys):
+    from RRLSRNSuperResLib.cli.engine_options import engine_options_from_args
+    from RRLSRNSuperResLib.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    shown = capsys.readouterr().out
+    assert "[--adapt SECONDS]" in shown and "[--scale" not in shown
+    args = build_parser("reconstruct").parse_args(["reconstruct", "a.nii.gz", "b.nii.gz", "--output", "o.nii.gz"])
+    assert not hasattr(args, "scale") and engine_options_from_args(args).scale == 2
+
+
 def test_an_empty_dicom_folder_is_one_error_line_without_itk_warnings(tmp_path):
     (tmp_path / "empty").mkdir()
     result = subprocess.run([sys.executable, "-m", "RRLSRNSuperResLib.cli.main", "superres", str(tmp_path / "empty"),

@@ -24,7 +24,8 @@ _PROBE_SIDE = 64
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, nargs="?", help="volume to time (default: the bundled sample)")
     # --model: e.g. a candidate architecture. The bundled sample is timed as given, without adaptation.
-    add_engine_options(parser, omit=("plane", "acquisition", "adapt_seconds"))
+    add_engine_options(parser, omit=dict.fromkeys(("plane", "acquisition", "adapt_seconds"),
+                                                  "bench times the network on the volume as given"))
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up (median reported)")
     parser.add_argument("--mask", type=Path, help="also time the brain-box restricted run with this mask")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")

@@ -34,7 +34,7 @@ SAMPLE_NAME = "sub-01_run-1_T2w"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("rrlsrn-demo"),
                         help="folder for the results (created; default: rrlsrn-demo in the current folder)")
-    add_engine_options(parser, omit=tuple(name for name in ENGINE_OPTIONS if name != "device"))
+    add_engine_options(parser, omit={name: "the demo runs the defaults" for name in ENGINE_OPTIONS if name != "device"})
 
 
 def figure_panels(comparison: simulated_lr.Comparison, scores: dict) -> List[List[Panel]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
 from ..engine.devices import DEVICES
 from ..engine.options import ACQUISITIONS, EngineOptions, parse_detail
@@ -29,52 +30,55 @@ CONSISTENCY_HELP = {
 }
 ENGINE_OPTIONS = ("model", "device", "precision", "plane", "acquisition", "batch_size", "consistency", "views",
                   "adapt_seconds", "detail", "scale")
+SIMULATED_LR_AS_GIVEN = "the simulated LR is super-resolved on its grid as given"  # why evaluations omit --acquisition
 _DESTINATIONS = {"adapt_seconds": "adapt"}  # EngineOptions field -> argparse destination, where they differ
 
 
 def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: Sequence[str] = CONSISTENCY_MODELS,
-                       omit: Sequence[str] = ()) -> None:
+                       omit: Mapping[str, str] = MappingProxyType({})) -> None:
     """``--model --device --precision --plane --acquisition --batch-size --consistency --views --adapt --detail
     --scale``,
-    with the same defaults and help everywhere; ``omit`` names the ``EngineOptions`` fields a command
-    does not apply. ``consistency_choices`` starting with ``matched``: an evaluation command (its default)."""
+    with the same defaults and help everywhere; ``omit`` maps the ``EngineOptions`` fields a command
+    does not apply to why: their flags stay hidden, and using one is an error that says so (not
+    argparse's bare "unrecognized arguments"). ``consistency_choices`` starting with ``matched``: an
+    evaluation command (its default)."""
     declarations = {
-        "model": lambda: parser.add_argument(
+        "model": lambda target: target.add_argument(
             "--model", type=Path,
             help="TorchScript x2 model (default: the bundled RRLSRN x2 for --consistency; at --scale 4 a given model "
                  "runs both levels)"),
-        "device": lambda: parser.add_argument("--device", choices=DEVICES, default="auto"),
-        "precision": lambda: parser.add_argument(
+        "device": lambda target: target.add_argument("--device", choices=DEVICES, default="auto"),
+        "precision": lambda target: target.add_argument(
             "--precision", choices=PRECISIONS, default="auto",
             help="auto (default): bfloat16 where the hardware runs it natively (AVX512-BF16/AMX CPUs, CUDA GPUs), "
                  "else float32"),
-        "plane": lambda: parser.add_argument(
+        "plane": lambda target: target.add_argument(
             "--plane", choices=PLANES, default="auto",
             help="IJK axis to slice along (auto: the file's declared slice axis where superres and bids read one, "
                  "else the axis off the one square-pixel pair, else the thickest; k for isotropic volumes)"),
-        "acquisition": lambda: parser.add_argument(
+        "acquisition": lambda target: target.add_argument(
             "--acquisition", choices=ACQUISITIONS, default="auto",
             help="auto (default): a stack the scanner zero-fill interpolated in-plane is super-resolved on its "
                  "acquisition grid, then zero-filled to the x2 grid; as-is: run on the grid as given"),
-        "batch_size": lambda: parser.add_argument(
+        "batch_size": lambda target: target.add_argument(
             "--batch-size", "--batch", dest="batch_size", type=int, metavar="SLICES",
             help="slices per batch (default: from free memory); --batch is the same option's older name"),
-        "consistency": lambda: _add_consistency(parser, consistency_choices),
-        "views": lambda: parser.add_argument(
+        "consistency": lambda target: _add_consistency(target, consistency_choices),
+        "views": lambda target: target.add_argument(
             "--views", type=int, choices=VIEW_COUNTS, default=DEFAULT_VIEWS,
             help=f"self-ensemble: average the network over this many flipped/transposed views of each slice "
                  f"(default {DEFAULT_VIEWS}; each view costs one more pass)"),
-        "adapt_seconds": lambda: parser.add_argument(
+        "adapt_seconds": lambda target: target.add_argument(
             "--adapt", type=float, default=0.0, metavar="SECONDS",
             help="first adapt a copy of the model to this stack for about SECONDS (self-supervised, on its own "
                  "slices; kept only if it does better on held-out slices); default 0: off"),
-        "detail": lambda: parser.add_argument(
+        "detail": lambda target: target.add_argument(
             "--detail", type=_detail_argument, default="auto", metavar="auto|full|GAIN",
             help="auto (default): keep the share of the network's detail beyond the measured k-space that a "
                  "calibration on the stack itself (one octave down) supports, so smooth stacks do not get "
                  "invented detail (k-space consistency only; else full); full: keep it all (the behaviour "
                  "before); GAIN: a fixed share from 0 to 1 (0 = zero-fill)"),
-        "scale": lambda: parser.add_argument(
+        "scale": lambda target: target.add_argument(
             "--scale", type=int, choices=SCALES, default=2,
             help="in-plane factor: 2 (default), or 4 by two cascaded x2 levels, the second a network trained "
                  "on the first's output (with --model: that model at both levels), the output kept consistent "
@@ -82,13 +86,28 @@ def add_engine_options(parser: argparse.ArgumentParser, *, consistency_choices: 
     }
     for name in ENGINE_OPTIONS:
         if name not in omit:
-            declarations[name]()
+            declarations[name](parser)
+            continue
+        flags = declarations[name](argparse.ArgumentParser(add_help=False)).option_strings
+        parser.add_argument(*flags, nargs="?", action=_RefusedOption, why=omit[name], default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
 
 
-def _add_consistency(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+class _RefusedOption(argparse.Action):
+    """An engine option the command does not apply: using it stops the command with the reason."""
+
+    def __init__(self, option_strings, dest, why: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} does not apply here: {self.why}")
+
+
+def _add_consistency(parser: argparse.ArgumentParser, choices: Sequence[str]) -> argparse.Action:
     default = MATCHED if MATCHED in choices else "kspace"
     parts = [f"{choice}{' (default)' if choice == default else ''}: {CONSISTENCY_HELP[choice]}" for choice in choices]
-    parser.add_argument("--consistency", choices=tuple(choices), default=default, help="; ".join(parts))
+    return parser.add_argument("--consistency", choices=tuple(choices), default=default, help="; ".join(parts))
 
 
 def _detail_argument(text: str):

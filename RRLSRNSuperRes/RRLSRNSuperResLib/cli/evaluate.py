@@ -21,7 +21,7 @@ from ..imaging.degrade import DEGRADATIONS
 from ..io.atomic_files import write_json
 from ..io.formats import check_output_path
 from ..io.volumes import Volume, read_mask_on_grid, read_volume
-from .engine_options import add_engine_options, engine_options_from_args
+from .engine_options import SIMULATED_LR_AS_GIVEN, add_engine_options, engine_options_from_args
 
 SUMMARISED = tuple((kind, f"over_{baseline}") for kind in ("psnr_gain_db", "ssim_gain")
                    for baseline in simulated_lr.BASELINES)
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", choices=DEGRADATIONS, default="bicubic",
                         help="how LR is simulated: the paper's bicubic or the MRI k-space model")
     parser.add_argument("--json", type=Path, help="write every number and convention to this JSON file")
-    # The simulated LR is run on its grid as given: --acquisition does not apply.
-    add_engine_options(parser, consistency_choices=(simulated_lr.MATCHED, *CONSISTENCY_MODELS), omit=("acquisition",))
+    add_engine_options(parser, consistency_choices=(simulated_lr.MATCHED, *CONSISTENCY_MODELS),
+                       omit={"acquisition": SIMULATED_LR_AS_GIVEN})
 
 
 def read_inputs(hr_paths: List[Path], mask_paths: Optional[List[Path]]) -> List[Tuple[Volume, Optional[np.ndarray]]]:

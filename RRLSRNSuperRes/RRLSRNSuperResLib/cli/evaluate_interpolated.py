@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", action="append", type=Path, metavar="MASK",
                         help="brain mask on an HR grid, once per HR volume in the same order (default: Otsu)")
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
-    add_engine_options(parser, omit=("scale",))  # as rrlsrn superres, --acquisition included; x2 only
+    # As rrlsrn superres, --acquisition included.
+    add_engine_options(parser, omit={"scale": "this evaluation is x2 only"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fuse the stacks as they are, without RRLSRN x2 in-plane first (to measure what it adds)")
     parser.add_argument("--no-motion-correction", dest="motion_correction", action="store_false",
                         help="trust the headers: no stack alignment and no slice-to-volume registration")
-    add_engine_options(parser, omit=("scale",))  # each stack x2 in-plane, as the reconstruction expects
+    add_engine_options(parser,
+                       omit={"scale": "each stack is super-resolved x2 in-plane, as the reconstruction expects"})
     # For a parent process (Slicer's background run): PROGRESS, then RESULT (or ERROR) lines on stdout.
     parser.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
 

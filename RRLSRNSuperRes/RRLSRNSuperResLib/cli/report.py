@@ -15,7 +15,7 @@ from typing import Dict, List
 from ..errors import UserInputError
 from ..evaluation.simulated_lr import MATCHED
 from ..imaging.degrade import DEGRADATIONS
-from .engine_options import add_engine_options
+from .engine_options import SIMULATED_LR_AS_GIVEN, add_engine_options
 
 LABELS = {"cubic": "cubic spline", "bicubic": "bicubic", "sinc": "zero-fill (sinc)", "srcnn": "SRCNN",
           "rrlsrn": "RRLSRN"}
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", choices=DEGRADATIONS, action="append",
                         help="only this degradation (repeatable; default: both)")
     # --model is RRLSRN's; every learned model runs with the same options. Simulated LR: no --acquisition.
-    add_engine_options(parser, consistency_choices=(MATCHED, "none"), omit=("acquisition",))
+    add_engine_options(parser, consistency_choices=(MATCHED, "none"), omit={"acquisition": SIMULATED_LR_AS_GIVEN})
 
 
 def parse_ablations(values: List[str]) -> Dict[str, Path]:
