@@ -295,6 +295,31 @@ def test_ctrl_c_at_start_up_gives_one_line_and_ends_by_sigint(tmp_path, delay):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.parametrize("inherited, during_the_command", [
+    (signal.default_int_handler, signal.default_int_handler),  # imports: end at once; the command: raise, clean up
+    (signal.SIG_IGN, signal.SIG_IGN),  # started with Ctrl-C ignored (a background job): it stays ignored
+])
+def test_the_programs_ctrl_c_handler_during_imports_gives_way_when_the_command_starts(monkeypatch, inherited,
+                                                                                        during_the_command):
+    from RRLSRNSuperResLib.cli import main as program
+    from RRLSRNSuperResLib.cli import superres
+
+    seen, build_parser = [], program.build_parser
+    monkeypatch.setattr(superres, "run", lambda args: seen.append(signal.getsignal(signal.SIGINT)) or 0)
+    monkeypatch.setattr(sys, "argv", ["rrlsrn", "superres", "a.nii.gz", "b.nii.gz"])
+    monkeypatch.setattr(program, "build_parser", lambda selected: (
+        seen.append(signal.getsignal(signal.SIGINT)), build_parser(selected))[1])
+    previous = signal.signal(signal.SIGINT, inherited)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            program.entry_point()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ended.value.code == 0
+    expected_at_import = program._end_at_once_on_ctrl_c if inherited is signal.default_int_handler else inherited
+    assert seen == [expected_at_import, during_the_command]
+
+
 @pytest.mark.parametrize("words, reason", [
     (["reconstruct", "a.nii.gz", "b.nii.gz", "--output", "o.nii.gz", "--scale", "4"], "--scale does not apply here: "
      "each stack is super-resolved x2 in-plane, as the reconstruction expects"),

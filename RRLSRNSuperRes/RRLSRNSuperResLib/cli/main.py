@@ -12,6 +12,7 @@ from .. import package_version
 from ..errors import SuperResolutionCancelled, UserInputError
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
+INTERRUPTED_LINE = "error: interrupted; no partially written file was left (finished outputs are kept)"
 # sub-command -> (module, one-line help); each module has add_arguments(parser) and run(args).
 COMMANDS = {
     "superres": ("superres", "super-resolve a volume x2 in-plane"),
@@ -73,14 +74,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("error: interrupted; no partially written file was left (finished outputs are kept)", file=sys.stderr)
+        print(INTERRUPTED_LINE, file=sys.stderr)
         return INTERRUPTED
 
 
 def _run(words: list[str]) -> int:
     args = build_parser(_selected_command(words)).parse_args(words)
     args.command_line = ["rrlsrn", *words]  # provenance
+    if signal.getsignal(signal.SIGINT) is _end_at_once_on_ctrl_c:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # imports done: from here Ctrl-C cleans up
     return int(args.run(args) or 0)
+
+
+def _end_at_once_on_ctrl_c(signum, frame) -> None:
+    """The program's Ctrl-C handler while it imports: nothing is written yet, so end now, by SIGINT.
+
+    Raising KeyboardInterrupt there can land in torch's import, inside C++ code that calls Python
+    and cannot pass an exception on: the process then aborts ("terminate called after throwing
+    an instance of 'pybind11::error_already_set'") instead of printing its one line.
+    """
+    print(INTERRUPTED_LINE, file=sys.stderr)
+    _end_by_sigint()
+
+
+def _end_by_sigint() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def entry_point() -> None:
@@ -90,12 +111,11 @@ def entry_point() -> None:
     ``exit(130)`` would let a ``for`` loop go on to the next file). ``main`` itself returns 130,
     for callers in Python.
     """
+    if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored
+        signal.signal(signal.SIGINT, _end_at_once_on_ctrl_c)
     status = main()
     if status == INTERRUPTED and os.name == "posix":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        _end_by_sigint()
     sys.exit(status)
 
 
